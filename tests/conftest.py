@@ -1,0 +1,42 @@
+"""Shared fixtures for the project-level tests (tests/test_project.py, tests/test_docs.py)."""
+from __future__ import annotations
+import os, sys, time
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / 'tools'
+if str(TOOLS) not in sys.path: sys.path.insert(0, str(TOOLS))
+import run_nbs  # noqa: E402
+
+BUILD = ROOT / 'build'
+EXEC_DIR = BUILD / 'exec' / 'nbs'
+# The notebooks nbdev_test runs, known at collection time so each one is its own named test.
+NOTEBOOKS = run_nbs.notebooks(ROOT / 'nbs')
+
+
+def tool_env() -> dict:
+    "Environment for subprocesses: this interpreter's bin folder (the venv) first on PATH, as `make` sets it."
+    env = dict(os.environ)
+    bin_ = str(Path(sys.executable).parent)
+    env['PATH'] = bin_ + os.pathsep + env.get('PATH', '')
+    return env
+
+
+def venv_bin(name: str) -> str:
+    "Path of console script `name` next to this interpreter (falls back to the bare name on PATH)."
+    p = Path(sys.executable).parent / name
+    return str(p) if p.exists() else name
+
+
+@pytest.fixture(scope='session')
+def executed():
+    """Run every notebook once, as `nbdev_test` does (nbdev's `test_nb`, cwd nbs/, skip flags), two at a time, each in
+    a fresh process; keep the executed copies in build/exec/nbs for the docs. Returns {notebook name: record}."""
+    t0 = time.time()
+    jobs = int(os.environ.get('SIMSOP_TEST_JOBS', min(2, os.cpu_count() or 1)))
+    timeout = float(os.environ.get('SIMSOP_NB_TIMEOUT', 900))
+    recs = run_nbs.run(NOTEBOOKS, EXEC_DIR, jobs=jobs, timeout=timeout, quiet=True)
+    print(f'\nexecuted {len(recs)} notebooks in {time.time() - t0:.0f} s: ' +
+          ', '.join(f"{k} {r['seconds']}s{'' if r['passed'] else ' FAILED'}" for k, r in recs.items()))
+    return recs
