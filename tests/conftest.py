@@ -1,6 +1,6 @@
 """Shared fixtures for the project-level tests (tests/test_project.py, tests/test_docs.py)."""
 from __future__ import annotations
-import os, sys, time
+import os, shutil, sys, time
 from pathlib import Path
 import pytest
 
@@ -36,6 +36,7 @@ def executed():
     t0 = time.time()
     jobs = int(os.environ.get('SIMSOP_TEST_JOBS', min(2, os.cpu_count() or 1)))
     timeout = float(os.environ.get('SIMSOP_NB_TIMEOUT', 900))
+    shutil.rmtree(EXEC_DIR, ignore_errors=True)  # no stale copies or records of renamed notebooks
     recs = run_nbs.run(NOTEBOOKS, EXEC_DIR, jobs=jobs, timeout=timeout, quiet=True)
     print(f'\nexecuted {len(recs)} notebooks in {time.time() - t0:.0f} s: ' +
           ', '.join(f"{k} {r['seconds']}s{'' if r['passed'] else ' FAILED'}" for k, r in recs.items()))

@@ -67,9 +67,11 @@ def test_page_in_chromium(nb, site, browser):
     "The page loads, is not empty, has no broken image, and shows the figures its notebook makes."
     p = next((p for p in site['pages'] if p['notebook'] == str(nb.relative_to(ROOT))), None)
     assert p is not None, f'no page for {nb.name}'
+    assert p['page'], f"no page for {nb.name}: {p.get('proc_error')}"
     html = Path(site['site']) / p['page']
     expect = p['images'] > 0 or makes_figures(nb)
     r = check_site.check_page(browser, html, expect, SHOTS / (Path(p['page']).stem + '.png'))
     assert not r['problems'], f"{p['page']} ({nb.name}): {'; '.join(r['problems'])}"
     assert r['n_img'] >= p['images'], f"{p['page']}: notebook has {p['images']} image outputs, page shows {r['n_img']}"
     assert r['h1'].strip(), f"{p['page']} has no title"
+    assert not p.get('proc_error'), f"nbdev's docs processing of {nb.name} failed (page made without show_doc):\n{p['proc_error']}"

@@ -1,7 +1,7 @@
 """Project health: the library matches the notebooks, notebooks are clean, every notebook passes nbdev_test,
 README.md matches nbs/index.ipynb, the two README commands exist."""
 from __future__ import annotations
-import configparser, filecmp, re, shutil, subprocess, sys
+import configparser, filecmp, json, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -64,6 +64,34 @@ def test_nbdev_test(nb, executed):
     assert r['passed'], f"{r['notebook']} failed under nbdev_test ({r['seconds']} s):\n{r['log'][-8000:]}"
 
 
+def _mixed_import_cells(nb: Path) -> list[str]:
+    """Code cells that nbdev's docs processor would run out of context: not exported, yet importing *and* doing
+    something else (nbdev.processors._do_eval: "Found cells containing imports and other code. See FAQ")."""
+    import ast
+    bad = []
+    for i, c in enumerate(json.loads(nb.read_text(encoding='utf-8'))['cells']):
+        if c['cell_type'] != 'code': continue
+        d, code = render_readme.split_directives(''.join(c['source']))
+        if d.get('eval') == 'false' or d.keys() & {'export', 'exports', 'exporti', 'exec_doc'}: continue
+        code = '\n'.join(l for l in code.splitlines() if not l.lstrip().startswith(('%', '!')))
+        try: tree = ast.parse(code)
+        except SyntaxError: continue
+        nodes = list(ast.walk(tree))
+        if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and \
+           any(isinstance(n, (ast.Expr, ast.Assign)) for n in nodes):
+            bad.append(f"cell {i}: {code.strip().splitlines()[0][:70]!r}")
+    return bad
+
+
+@pytest.mark.parametrize('nb', NOTEBOOKS, ids=NB_IDS)
+def test_imports_in_their_own_cells(nb):
+    """nbdev's docs build (nbdev_docs / nbdev_proc_nbs) re-runs every cell holding an import, outside the notebook's
+    flow: such a cell must hold only imports (or be `#| export`), else the docs build fails or runs slow code."""
+    bad = _mixed_import_cells(nb)
+    assert not bad, (f'{nb.relative_to(ROOT)}: move the imports of these cells into an import-only cell '
+                     f'(see nbdev FAQ "Found cells containing imports and other code"): ' + '; '.join(bad))
+
+
 def test_nbdev_test_cli():
     "The `nbdev_test` command itself works on this repo (on the fastest notebook)."
     p = subprocess.run([venv_bin('nbdev_test'), '--path', 'nbs/00_core.ipynb'], cwd=ROOT, capture_output=True,
@@ -83,7 +111,12 @@ def test_readme_render_drops_hidden_and_directives():
     "The renderer follows nbdev: hidden cells and `#|` lines do not reach the README."
     nb = render_readme.processed_nb(ROOT / 'nbs' / 'index.ipynb')
     md = render_readme.nb2md(nb)
-    assert '#|' not in md
+    assert not re.search(r'^\s*#\|', md, re.M), 'a `#|` directive line reached the README'
+    src = json.loads((ROOT / 'nbs' / 'index.ipynb').read_text(encoding='utf-8'))
+    for c in src['cells']:
+        d, code = render_readme.split_directives(''.join(c['source']))
+        if c['cell_type'] == 'code' and 'hide' in d and code.strip():
+            assert code.strip() not in md, f'hidden cell reached the README: {code.strip()[:60]!r}'
     assert md.startswith('# ')
 
 

@@ -109,10 +109,15 @@ def check_site(summary: dict, shots: Path | None = None) -> list[dict]:
     out = []
     with Browser() as br:
         for p in summary['pages']:
+            if not p.get('page'):
+                out.append(dict(page=str(p['page']), notebook=p['notebook'], problems=[f"no page: {p.get('proc_error')}"]))
+                continue
             html = site / p['page']
             shot = shots / (Path(p['page']).stem + '.png') if shots else None
-            try: out.append(check_page(br, html, p['images'] > 0, shot) | dict(notebook=p['notebook']))
-            except Exception as e: out.append(dict(page=p['page'], notebook=p['notebook'], problems=[f'{type(e).__name__}: {e}']))
+            try: r = check_page(br, html, p['images'] > 0, shot) | dict(notebook=p['notebook'])
+            except Exception as e: r = dict(page=p['page'], notebook=p['notebook'], problems=[f'{type(e).__name__}: {e}'])
+            if p.get('proc_error'): r['problems'].append(f"nbdev could not process the notebook: {p['proc_error'][:300]}")
+            out.append(r)
     return out
 
 

@@ -27,6 +27,18 @@ def counts(junit: Path) -> dict:
     return c
 
 
+def timings():
+    "Print how long each notebook took (build/exec/nbs/*.json) and the docs build stages (build/docs/summary.json)."
+    import json
+    recs = sorted((json.loads(p.read_text()) for p in (ROOT / 'build' / 'exec' / 'nbs').glob('*.json')),
+                  key=lambda r: -r.get('seconds', 0))
+    if recs: print('notebooks (s): ' + ', '.join(f"{Path(r['notebook']).stem} {r['seconds']}{'' if r['passed'] else ' FAILED'}" for r in recs))
+    sp = ROOT / 'build' / 'docs' / 'summary.json'
+    if sp.exists():
+        s = json.loads(sp.read_text())
+        print(f"docs site (s): {json.dumps(s['seconds'])}, {len(s['pages'])} pages -> {s['index']}")
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     junit = ROOT / 'build' / 'junit.xml'
@@ -36,6 +48,7 @@ def main(argv=None):
     cmd = [sys.executable, '-m', 'pytest', 'tests', f'--junitxml={junit}', '-o', 'junit_family=xunit1',
            '-rfEs', '--durations=15', *argv]
     rc = subprocess.call(cmd, cwd=ROOT)
+    timings()
     c = counts(junit)
     if rc not in (0, 1) and c['failed'] == 0 and rc != 5: c['failed'] = 1
     if rc == 5: print('pytest collected no tests')
