@@ -97,9 +97,10 @@ def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None =
         if n_fig:  # and a close-up of the first figure, which a long page's screenshot may not reach
             from selenium.webdriver.common.by import By
             el = d.find_elements(By.CSS_SELECTOR, 'article img')
-            if el:
-                d.execute_script('arguments[0].scrollIntoView()', el[0])
-                el[0].screenshot(str(shot.with_name(shot.stem + '_fig1.png')))
+            if el:  # the output area holding the first image, scrolled clear of the sticky header
+                box = d.execute_script("const i = arguments[0]; const b = i.closest('.jp-OutputArea') || i.parentElement;"
+                                       "b.scrollIntoView({block: 'center'}); return b;", el[0])
+                box.screenshot(str(shot.with_name(shot.stem + '_fig1.png')))
     return res
 
 
