@@ -8,6 +8,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _cli(tmp_path):
+    "The command as its console_scripts entry point runs it: a script calling `simsop_dedup_cli()`."
+    f = tmp_path/'simsop_dedup'
+    f.write_text('import sys\nfrom simsop.analysis import simsop_dedup_cli\nsys.exit(simsop_dedup_cli())\n')
+    return [sys.executable, str(f)]
+
+
 def _folder_catalog(tmp_path):
     "`root/<super>/<product>/<image>`: 8 synthetic products x 3 views, plus a copy and a re-encoded, shrunk copy under other products."
     from simsop.data import make_synthetic_sop, read_sop
@@ -30,8 +37,7 @@ def _folder_catalog(tmp_path):
 def test_dedup_cli_finds_planted_groups(tmp_path):
     root, a, b, ca, rb = _folder_catalog(tmp_path)
     out = tmp_path/'report'
-    cmd = [sys.executable, '-c', 'from simsop.analysis import simsop_dedup_cli; simsop_dedup_cli()', str(root),
-           '--out', str(out), '--quiet', '--img_size', '96']
+    cmd = _cli(tmp_path) + [str(root), '--out', str(out), '--quiet', '--img_size', '96']
     env = {**os.environ, 'SIMSOP_ARTIFACTS': str(tmp_path/'artifacts'), 'SIMSOP_DEVICE': 'cpu', 'SIMSOP_SCALE': 'quick'}
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -45,6 +51,6 @@ def test_dedup_cli_finds_planted_groups(tmp_path):
 
 
 def test_dedup_cli_names_missing_folder(tmp_path):
-    cmd = [sys.executable, '-c', 'from simsop.analysis import simsop_dedup_cli; simsop_dedup_cli()', str(tmp_path/'nope')]
+    cmd = _cli(tmp_path) + [str(tmp_path/'nope')]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode != 0 and 'nope' in r.stderr
