@@ -12,8 +12,9 @@ import numpy as np
 import faiss
 from fastcore.script import call_parse
 
-def clustered(n, d, n_clusters=10_000, spread=0.9, seed=0, chunk=200_000):
-    "`n` L2-normalised vectors around `n_clusters` random centres (cluster structure like product embeddings)."
+def clustered(n, d, n_clusters=10_000, spread=0.6, seed=0, chunk=200_000):
+    """`n` L2-normalised vectors around `n_clusters` random centres (cluster structure like product embeddings): each is
+    its centre plus Gaussian noise of norm ~`spread`, so same-cluster cosine ~ 1/(1+spread^2), others ~ 0 +- 1/sqrt(d)."""
     rng = np.random.default_rng(seed)
     cent = rng.standard_normal((n_clusters, d), dtype=np.float32)
     cent /= np.linalg.norm(cent, axis=1, keepdims=True)
@@ -37,19 +38,20 @@ def recall_at(I, gt, k=10):
     return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
 
 @call_parse
-def main(n: int = 1_000_000, d: int = 256, nq: int = 1000, threads: int = 0, skip_hnsw: bool = False, max_build_s: float = 600):
+def main(n: int = 1_000_000, d: int = 256, nq: int = 1000, spread: float = 0.6, threads: int = 0, skip_hnsw: bool = False,
+         max_build_s: float = 600, train_size: int = 100_000):
     if threads: faiss.omp_set_num_threads(threads)
     nthreads = faiss.omp_get_max_threads()
     t0 = time.time()
-    xb = clustered(n + nq, d)
+    xb = clustered(n + nq, d, spread=spread)
     xq, xb = xb[:nq].copy(), xb[nq:]
     print(f'data {xb.shape} in {time.time() - t0:.1f}s', file=sys.stderr, flush=True)
     t0 = time.time()
     flat = faiss.IndexFlatIP(d); flat.add(xb)
     _, gt = flat.search(xq, 10); del flat
     print(f'exact ground truth in {time.time() - t0:.1f}s', file=sys.stderr, flush=True)
-    settings = [('IVF4096,Flat', {}, [dict(nprobe=p) for p in (8, 16, 32, 64)]),
-                ('IVF4096,PQ32x8', {}, [dict(nprobe=p) for p in (16, 64)])]   # (factory, build params, search params)
+    settings = [('IVF1024,Flat', {}, [dict(nprobe=p) for p in (4, 8, 16, 32)]),
+                ('IVF1024,PQ32', {}, [dict(nprobe=p) for p in (8, 32)])]   # (factory, build params, search params)
     if not skip_hnsw:
         settings.append(('HNSW32', dict(efConstruction=40), [dict(efSearch=e) for e in (16, 32, 64, 128)]))
     rows = []
@@ -59,7 +61,7 @@ def main(n: int = 1_000_000, d: int = 256, nq: int = 1000, threads: int = 0, ski
         t0 = time.time()
         if not index.is_trained:
             rng = np.random.default_rng(1)
-            index.train(xb[rng.choice(n, min(n, 100 * 4096), replace=False)])
+            index.train(xb[rng.choice(n, min(n, train_size), replace=False)])
         for i in range(0, n, 50_000):          # add in chunks so a build past 10 minutes can be abandoned
             index.add(xb[i:i + 50_000])
             if time.time() - t0 > max_build_s and i + 50_000 < n: break

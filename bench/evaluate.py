@@ -1,0 +1,54 @@
+"""Evaluation benchmark: our exact chunked metrics vs pytorch-metric-learning's AccuracyCalculator at SOP size.
+
+Synthetic SOP-sized embeddings (60,502 x 256, L2-normalised, products of 2-12 images like SOP, noise chosen so that
+Recall@1 is about 0.7), evaluated within the split (leave-one-out) by
+  * ours:  simsop.retrieval.evaluate, ks=(1, 5, 10, 100) -> R@K, P@K, R-Precision, MAP@R
+  * PML:   AccuracyCalculator(k="max_bin_count") precision_at_1, r_precision, mean_average_precision_at_r
+each in its own process, so that peak memory (ru_maxrss of that process, the data loading and imports included) is
+measured separately. Only the metric call itself is timed. Last line: one JSON object
+{"ours_s", "pml_s", "ours_peak_gb", "pml_peak_gb", "max_abs_diff", ...}.
+
+    python bench/evaluate.py [--n 60502] [--d 256] [--noise 1.62]
+Run by hand (about a minute), not in CI.
+"""
+import json, os, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+from fastcore.script import call_parse
+
+def _child(kind, emb_path, lab_path):
+    import resource
+    x = np.load(emb_path); y = np.load(lab_path)
+    if kind == 'ours':
+        from simsop.retrieval import evaluate
+        t0 = time.perf_counter(); r = evaluate(x, y, ks=(1, 5, 10, 100)); t = time.perf_counter() - t0
+    else:
+        from simsop.retrieval import pml_metrics
+        t0 = time.perf_counter(); r = pml_metrics(x, y); t = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2     # KiB -> GiB
+    print(json.dumps(dict(seconds=t, peak_gb=peak, metrics=r)))
+
+def run(kind, emb, lab):
+    out = subprocess.run([sys.executable, __file__, '--child', kind, '--emb', emb, '--lab', lab],
+                         capture_output=True, text=True)
+    if out.returncode: raise RuntimeError(f'{kind} failed:\n{out.stderr[-3000:]}')
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+@call_parse
+def main(n: int = 60502, d: int = 256, noise: float = 1.62, seed: int = 0,
+         child: str = '', emb: str = '', lab: str = ''):
+    if child: return _child(child, emb, lab)
+    from simsop.retrieval import synthetic_embeddings
+    x, y, _ = synthetic_embeddings(n, d, noise=noise, seed=seed)
+    sizes = np.bincount(y)
+    with tempfile.TemporaryDirectory() as tmp:
+        ep, lp = str(Path(tmp)/'emb.npy'), str(Path(tmp)/'lab.npy')
+        np.save(ep, x); np.save(lp, y); del x
+        ours = run('ours', ep, lp); print('ours', json.dumps(ours), file=sys.stderr, flush=True)
+        pml = run('pml', ep, lp); print('pml ', json.dumps(pml), file=sys.stderr, flush=True)
+    diff = max(abs(ours['metrics'][k] - pml['metrics'][k]) for k in pml['metrics'])
+    print(json.dumps(dict(ours_s=round(ours['seconds'], 2), pml_s=round(pml['seconds'], 2),
+                          ours_peak_gb=round(ours['peak_gb'], 3), pml_peak_gb=round(pml['peak_gb'], 3),
+                          max_abs_diff=float(diff), n=n, dim=d, products=int(len(sizes)),
+                          product_sizes=[int(sizes.min()), int(sizes.max())], ours=ours['metrics'],
+                          load=os.getloadavg()[0])))
