@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Embedding extraction throughput on the Grocery Store Dataset's 2,485 test JPEGs (tf_efficientnet_lite0, 224 px).
+
+Three measurements in one run, interleaved over `--rounds` rounds (best of the rounds is reported, so a busy machine
+hurts every figure alike rather than one of them):
+
+* `model_ips`: model only, on pre-decoded, pre-normalised tensors in memory (the ceiling);
+* `e2e_ips`:   `simsop.backbones.extract_embeddings` from the files on disk (workers decode while the model runs);
+* `naive_ips`: a plain loop: PIL open, the timm eval transform, stack a batch, forward; no workers, no draft decode.
+
+All three run the same model the same way (inference mode, channels-last, fp32, same batch size and threads), so
+they differ only in how images reach it. `r1` is the within-test Recall@1 (leave-one-out, `simsop.retrieval.evaluate`)
+of the end-to-end embeddings. The last line printed is one JSON object.
+
+    python bench/extract.py [--rounds 2] [--batch_size 64] [--limit N]
+"""
+from __future__ import annotations
+import os, sys, json, time, argparse
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+import numpy as np, torch, torch.nn.functional as F
+from PIL import Image
+from simsop.core import shared_data
+from simsop.data import read_grocery, make_transform
+from simsop.backbones import create_backbone, get_data_config, extract_embeddings, OFFLINE_ARCH
+from simsop.retrieval import evaluate
+
+
+def model_only(model, x_all, batch_size):
+    "Images per second of the forward pass alone on pre-decoded tensors."
+    t = time.perf_counter(); out = []
+    with torch.inference_mode():
+        for s in range(0, len(x_all), batch_size):
+            x = x_all[s:s + batch_size].contiguous(memory_format=torch.channels_last)
+            out.append(F.normalize(model(x).float(), dim=1))
+    return len(x_all) / (time.perf_counter() - t), torch.cat(out).numpy()
+
+
+def naive(model, paths, tf, batch_size):
+    "Images per second of the plain loop: open, transform, batch, forward, one process."
+    t = time.perf_counter(); out = []
+    with torch.inference_mode():
+        for s in range(0, len(paths), batch_size):
+            x = torch.stack([tf(Image.open(p).convert('RGB')) for p in paths[s:s + batch_size]])
+            out.append(F.normalize(model(x.contiguous(memory_format=torch.channels_last)).float(), dim=1))
+    return len(paths) / (time.perf_counter() - t), torch.cat(out).numpy()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--rounds', type=int, default=2)
+    ap.add_argument('--batch_size', type=int, default=64)
+    ap.add_argument('--num_workers', type=int, default=None)
+    ap.add_argument('--limit', type=int, default=None, help='only the first N test images (smoke runs)')
+    a = ap.parse_args()
+    root = shared_data('grocery')
+    if root is None:
+        print(json.dumps({'skipped': 'grocery data not found'})); return
+    df = read_grocery(root, splits=('test',))
+    if a.limit: df = df.iloc[:a.limit].reset_index(drop=True)
+    paths = df.path.tolist()
+    model = create_backbone(OFFLINE_ARCH, 'offline').to(memory_format=torch.channels_last)
+    dc = get_data_config(model, 224)
+    tf = make_transform(dc)
+    print(f'{len(df)} images, {OFFLINE_ARCH} offline weights, 224 px, batch {a.batch_size}, '
+          f'{os.cpu_count()} cores, torch threads {torch.get_num_threads()}', flush=True)
+    t = time.perf_counter()
+    x_all = torch.stack([tf(Image.open(p).convert('RGB')) for p in paths])
+    print(f'pre-decoded {len(paths)} images in {time.perf_counter() - t:.1f} s', flush=True)
+    with torch.inference_mode(): model(x_all[:a.batch_size].contiguous(memory_format=torch.channels_last))   # warm-up
+
+    res = {'model': [], 'e2e': [], 'naive': []}
+    emb = ref = None
+    for r in range(a.rounds):
+        ips, ref = model_only(model, x_all, a.batch_size); res['model'].append(ips)
+        t = time.perf_counter()
+        emb = extract_embeddings(model, df, dc, batch_size=a.batch_size, num_workers=a.num_workers, progress=False)
+        res['e2e'].append(len(df) / (time.perf_counter() - t))
+        ips, nv = naive(model, paths, tf, a.batch_size); res['naive'].append(ips)
+        print(f"round {r}: model {res['model'][-1]:.1f}  e2e {res['e2e'][-1]:.1f}  naive {res['naive'][-1]:.1f} img/s "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    err = float(np.abs(emb - ref).max())
+    print(f'max |e2e - model-only| over all embeddings: {err:.2e}')
+    assert err < 1e-3, 'the pipeline must compute the same embeddings as the reference'
+    m = evaluate(emb, df.class_id.to_numpy())
+    best = {k: max(v) for k, v in res.items()}
+    out = {'model_ips': round(best['model'], 1), 'e2e_ips': round(best['e2e'], 1), 'naive_ips': round(best['naive'], 1),
+           'r1': round(m['R@1'], 4)}
+    print(f"e2e / model = {best['e2e'] / best['model']:.3f} (target >= 0.85), e2e / naive = "
+          f"{best['e2e'] / best['naive']:.2f} (target >= 1.3), R@1 = {m['R@1']:.4f} (target >= 0.90)")
+    print(json.dumps(out))
+
+
+if __name__ == '__main__':
+    main()
