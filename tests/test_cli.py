@@ -1,0 +1,165 @@
+"""The six console scripts: `--help` explains every option; `simsop_index` / `simsop_query` / `simsop_eval` /
+`simsop_demo` run end to end on a small synthetic catalog, and bad HEIC files give one clear error line each.
+
+Each command runs as a subprocess exactly like its console_scripts entry point (`sys.exit(func())` from a script),
+using the installed `simsop_*` executable when there is one."""
+import importlib, inspect, json, os, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+from simsop.core import shared_data
+
+HEIC = shared_data('heic', quiet=True)
+ROOT = Path(__file__).resolve().parents[1]
+
+# console_scripts entry points (settings.ini): name -> (module, function)
+COMMANDS = {
+    'simsop_extract': ('simsop.backbones', ('simsop_extract', 'simsop_extract_cli')),
+    'simsop_train': ('simsop.training', ('simsop_train', 'simsop_train_cli')),
+    'simsop_eval': ('simsop.domain_shift', ('simsop_eval',)),
+    'simsop_index': ('simsop.domain_shift', ('simsop_index',)),
+    'simsop_query': ('simsop.domain_shift', ('simsop_query',)),
+    'simsop_demo': ('simsop.domain_shift', ('simsop_demo',)),
+}
+
+
+def entry(name):
+    "(module, function name) of a command, or None where the function is not there (yet)."
+    mod, fns = COMMANDS[name]
+    m = importlib.import_module(mod)
+    fn = next((f for f in fns if hasattr(m, f)), None)
+    return (mod, fn) if fn else None
+
+
+@pytest.fixture(scope='module')
+def bindir(tmp_path_factory):
+    "Scripts identical to what pip generates for console_scripts (used when the commands are not installed)."
+    d = tmp_path_factory.mktemp('bin')
+    for name in COMMANDS:
+        e = entry(name)
+        if e is None: continue
+        (d/name).write_text(f'import sys\nfrom {e[0]} import {e[1]}\nif __name__ == "__main__":\n    sys.exit({e[1]}())\n')
+    return d
+
+
+@pytest.fixture(scope='module')
+def env(tmp_path_factory):
+    e = dict(os.environ, SIMSOP_ARTIFACTS=str(tmp_path_factory.mktemp('artifacts')), SIMSOP_DEVICE='cpu',
+             PYTHONWARNINGS='ignore', HF_HUB_OFFLINE='1')
+    e.pop('SIMSOP_SCALE', None)
+    return e
+
+
+def run(bindir, env, name, *args, timeout=600):
+    exe = shutil.which(name, path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, str(bindir/name)]
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=str(ROOT))
+
+
+@pytest.mark.parametrize('name', list(COMMANDS))
+def test_help_explains_every_option(bindir, env, name):
+    from fastcore.script import anno_parser
+    e = entry(name)
+    if e is None: pytest.skip(f'{name}: {COMMANDS[name][0]} has no CLI function yet')
+    f = getattr(importlib.import_module(e[0]), e[1])
+    f = getattr(f, '__wrapped__', f)
+    r = run(bindir, env, name, '--help', timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = ' '.join(r.stdout.split())
+    actions = [a for a in anno_parser(f)._actions if a.dest not in ('help', 'pdb', 'xtra')]
+    assert {a.dest for a in actions} == set(inspect.signature(f).parameters)
+    for a in actions:
+        assert a.help and a.help.strip(), f'{name}: option {a.dest!r} has no help text'
+        assert a.dest in r.stdout, f'{name} --help does not mention {a.dest!r}:\n{r.stdout}'
+        assert ' '.join(a.help.split())[:30] in out, f'{name} --help lacks the text of {a.dest!r}'
+    assert ' '.join((f.__doc__ or '').split())[:40] in out
+
+
+@pytest.fixture(scope='module')
+def index_dir(bindir, env, tmp_path_factory):
+    out = tmp_path_factory.mktemp('idx')/'synthetic'
+    r = run(bindir, env, 'simsop_index', '--n_products', 12, '--img_size', 64, '--split', 'test', '--out', out, '--quiet')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out/'searcher.json').exists() and (out/'index.faiss').exists() and 'indexed' in r.stdout
+    return out
+
+
+def table_rows(stdout):
+    "Data rows of the Markdown tables printed (the lines after each header's |---| separator)."
+    rows, in_table = [], False
+    for l in stdout.splitlines():
+        if not l.startswith('|'): in_table = False; continue
+        if set(l) <= set('|-: '): in_table = True; continue
+        if in_table: rows.append(l)
+    return rows
+
+
+@pytest.mark.skipif(HEIC is None, reason='shared HEIC photos not found')
+def test_query_heic_prints_k_results(bindir, env, index_dir):
+    r = run(bindir, env, 'simsop_query', HEIC/'pug.heic', '--catalog', index_dir, '--k', 4)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(table_rows(r.stdout)) == 4 and 'pug.heic' in r.stdout
+    r = run(bindir, env, 'simsop_query', HEIC/'pug.heic', HEIC/'arrow.heic', '--catalog', index_dir, '--k', 3,
+            '--json', '--mode', 'multi')
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{')]
+    assert [Path(x['query']).name for x in res] == ['pug.heic', 'arrow.heic']
+    for x in res:
+        assert len(x['results']) == 3 and x['mode'] == 'multi'
+        assert [y['rank'] for y in x['results']] == [1, 2, 3]
+        assert all(isinstance(y['class_id'], int) and -1 <= y['score'] <= 1 for y in x['results'])
+
+
+@pytest.mark.skipif(HEIC is None, reason='shared HEIC photos not found')
+@pytest.mark.parametrize('bad', ['corrupted.heic', 'truncated.heic', 'empty.heic'])
+def test_bad_heic_one_clear_error_line(bindir, env, index_dir, bad):
+    r = run(bindir, env, 'simsop_query', HEIC/bad, '--catalog', index_dir)
+    assert r.returncode != 0
+    errs = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(errs) == 1, r.stderr
+    assert errs[0].startswith('error: ') and bad in errs[0] and 'Traceback' not in r.stderr
+    assert table_rows(r.stdout) == []
+
+
+@pytest.mark.skipif(HEIC is None, reason='shared HEIC photos not found')
+def test_folder_of_queries_good_and_bad(bindir, env, index_dir, tmp_path):
+    for f in ('pug.heic', 'corrupted.heic', 'empty.heic'): shutil.copy(HEIC/f, tmp_path/f)
+    from PIL import Image
+    Image.new('RGB', (50, 40), 'red').save(tmp_path/'red.png')
+    r = run(bindir, env, 'simsop_query', tmp_path, '--catalog', index_dir, '--k', 2)
+    assert r.returncode == 1
+    assert len(table_rows(r.stdout)) == 4                      # pug.heic and red.png answered
+    errs = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(errs) == 2 and any('corrupted.heic' in l for l in errs) and any('empty.heic' in l for l in errs)
+
+
+def test_query_without_index_is_a_clear_error(bindir, env, tmp_path):
+    from PIL import Image
+    Image.new('RGB', (50, 40), 'red').save(tmp_path/'red.png')
+    r = run(bindir, env, 'simsop_query', tmp_path/'red.png', '--catalog', tmp_path/'nope')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    assert r.stderr.strip().count('\n') == 0 and 'nope' in r.stderr
+
+
+def test_eval_prints_metrics_json(bindir, env):
+    r = run(bindir, env, 'simsop_eval', '--n_products', 12, '--img_size', 64, '--quiet')
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    for k in ('R@1', 'R@5', 'R@10', 'MAP@R'): assert 0 <= res[k] <= 1
+    assert res['R@1'] <= res['R@5'] <= res['R@10'] and res['n_queries'] > 0
+
+
+def test_demo_small_end_to_end(bindir, env, tmp_path):
+    out = tmp_path/'demo'
+    r = run(bindir, env, 'simsop_demo', '--n_products', 24, '--epochs', 3, '--out', out, '--quiet')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'Before/after' in r.stdout and 'fine-tuned' in r.stdout and 'baseline' in r.stdout
+    assert len(table_rows(r.stdout)) == 2
+    for f in ('report.md', 'retrieval_grid.png', 'results.parquet', 'index/searcher.json', 'index/index.faiss'):
+        assert (out/f).exists(), f
+    assert 'R@1' in (out/'report.md').read_text()
+    if HEIC is not None:                                       # the demo's index answers phone photos
+        q = run(bindir, env, 'simsop_query', HEIC/'pug.heic', '--catalog', out/'index', '--k', 3, '--json')
+        assert q.returncode == 0, q.stderr[-3000:]
+        assert len(json.loads(q.stdout.strip().splitlines()[-1])['results']) == 3
