@@ -8,7 +8,7 @@ import pytest
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from simsop.data import make_synthetic_sop, read_sop
-from simsop.backbones import (create_backbone, get_data_config, extract_embeddings, ForwardCounter, OFFLINE_ARCH)
+from simsop.backbones import create_backbone, get_data_config, extract_embeddings, ForwardCounter, OFFLINE_ARCH
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
@@ -158,3 +158,20 @@ def test_cache_invalidated_when_an_image_changes(catalog, model, tmp_path):
     with ForwardCounter(model) as fc: b = extract_embeddings(model, src, dc, cache_dir=tmp_path/'c', progress=False)
     assert fc.n == 12
     assert not np.allclose(a[3], b[3]) and np.allclose(np.delete(a, 3, 0), np.delete(b, 3, 0), atol=1e-5)
+
+
+def test_hub_unreachable_fails_fast_and_clearly(tmp_path):
+    "Without HF_HUB_OFFLINE and with the hub unreachable, asking for hub weights fails quickly, saying what to do."
+    code = ('from simsop.backbones import create_backbone\n'
+            'try: create_backbone("convnext_base", "hub")\n'
+            'except Exception as e: print(type(e).__name__, e)\n'
+            'else: print("LOADED")\n')
+    env = _env(HF_ENDPOINT='https://hub.invalid', HF_HOME=str(tmp_path/'hf'), TORCH_HOME=str(tmp_path/'torch'))
+    env.pop('HF_HUB_OFFLINE')
+    t = time.time()
+    r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert time.time() - t < 60
+    out = r.stdout
+    assert out.startswith('WeightsError') and 'unreachable' in out, out
+    assert "weights='offline'" in out and '.safetensors' in out, out
