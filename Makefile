@@ -25,8 +25,10 @@ venv: $(STAMP)
 
 $(STAMP): settings.ini setup.py pyproject.toml
 	@test -x $(PY) || { echo "creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	@mkdir -p build
+	@echo "installing simsop[dev] into $(VENV) (log: build/pip.log)"
+	@{ $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e ".[dev]"; } > build/pip.log 2>&1 \
+	  || { tail -40 build/pip.log; echo "pip install failed: see build/pip.log" >&2; exit 1; }
 	@touch $@
 
 demo: venv

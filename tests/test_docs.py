@@ -74,4 +74,9 @@ def test_page_in_chromium(nb, site, browser):
     assert not r['problems'], f"{p['page']} ({nb.name}): {'; '.join(r['problems'])}"
     assert r['n_img'] >= p['images'], f"{p['page']}: notebook has {p['images']} image outputs, page shows {r['n_img']}"
     assert r['h1'].strip(), f"{p['page']} has no title"
-    assert not p.get('proc_error'), f"nbdev's docs processing of {nb.name} failed (page made without show_doc):\n{p['proc_error']}"
+    if p.get('proc_error'):
+        mixed = build_site.mixed_import_cells(nb)
+        hint = ('\nnbdev re-runs, outside the notebook flow, every cell that imports; these cells mix imports with other '
+                'code, so move their imports into an import-only cell: ' + '; '.join(mixed)) if mixed else ''
+        pytest.fail(f"nbdev's docs processing of {nb.name} failed (as nbdev_docs would; page made without show_doc):"
+                    f"\n{p['proc_error'][:3000]}{hint}")

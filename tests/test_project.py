@@ -64,34 +64,6 @@ def test_nbdev_test(nb, executed):
     assert r['passed'], f"{r['notebook']} failed under nbdev_test ({r['seconds']} s):\n{r['log'][-8000:]}"
 
 
-def _mixed_import_cells(nb: Path) -> list[str]:
-    """Code cells that nbdev's docs processor would run out of context: not exported, yet importing *and* doing
-    something else (nbdev.processors._do_eval: "Found cells containing imports and other code. See FAQ")."""
-    import ast
-    bad = []
-    for i, c in enumerate(json.loads(nb.read_text(encoding='utf-8'))['cells']):
-        if c['cell_type'] != 'code': continue
-        d, code = render_readme.split_directives(''.join(c['source']))
-        if d.get('eval') == 'false' or d.keys() & {'export', 'exports', 'exporti', 'exec_doc'}: continue
-        code = '\n'.join(l for l in code.splitlines() if not l.lstrip().startswith(('%', '!')))
-        try: tree = ast.parse(code)
-        except SyntaxError: continue
-        nodes = list(ast.walk(tree))
-        if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and \
-           any(isinstance(n, (ast.Expr, ast.Assign)) for n in nodes):
-            bad.append(f"cell {i}: {code.strip().splitlines()[0][:70]!r}")
-    return bad
-
-
-@pytest.mark.parametrize('nb', NOTEBOOKS, ids=NB_IDS)
-def test_imports_in_their_own_cells(nb):
-    """nbdev's docs build (nbdev_docs / nbdev_proc_nbs) re-runs every cell holding an import, outside the notebook's
-    flow: such a cell must hold only imports (or be `#| export`), else the docs build fails or runs slow code."""
-    bad = _mixed_import_cells(nb)
-    assert not bad, (f'{nb.relative_to(ROOT)}: move the imports of these cells into an import-only cell '
-                     f'(see nbdev FAQ "Found cells containing imports and other code"): ' + '; '.join(bad))
-
-
 def test_nbdev_test_cli():
     "The `nbdev_test` command itself works on this repo (on the fastest notebook)."
     p = subprocess.run([venv_bin('nbdev_test'), '--path', 'nbs/00_core.ipynb'], cwd=ROOT, capture_output=True,

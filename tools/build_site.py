@@ -88,25 +88,47 @@ def _proc_one(src: str, dst: str) -> str | None:
     return err[:4000]
 
 
-def proc_all(staged: list[Path], base: Path, jobs: int = 2) -> tuple[Path, dict]:
+def mixed_import_cells(nb: Path) -> list[str]:
+    """Code cells nbdev's docs processor runs out of the notebook's flow: not exported, yet importing *and* doing
+    something else (`nbdev.processors._do_eval`, nbdev's warning "Found cells containing imports and other code")."""
+    import ast
+    bad = []
+    for i, c in enumerate(json.loads(Path(nb).read_text(encoding='utf-8'))['cells']):
+        if c['cell_type'] != 'code': continue
+        d, code = split_directives(_text(c['source']))
+        if d.get('eval') == 'false' or d.keys() & {'export', 'exports', 'exporti', 'exec_doc'}: continue
+        code = '\n'.join(l for l in code.splitlines() if not l.lstrip().startswith(('%', '!')))
+        try: nodes = list(ast.walk(ast.parse(code)))
+        except SyntaxError: continue
+        if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and \
+           any(isinstance(n, (ast.Expr, ast.Assign)) for n in nodes):
+            bad.append(f"cell {i}: {code.strip().splitlines()[0][:70]!r}")
+    return bad
+
+
+def proc_all(staged: list[Path], base: Path, jobs: int = 2) -> tuple[Path, dict, dict]:
     """nbdev-process the staged notebooks into `_proc/` (like `nbdev_proc_nbs`, without its Quarto install attempt),
-    each in its own process so one notebook's error does not stop the others. Returns (`_proc` path, {name: error})."""
+    each in its own process so one notebook's error does not stop the others.
+    Returns (`_proc` path, {name: error}, {name: seconds})."""
     from concurrent.futures import ThreadPoolExecutor
     cache = _cfg().config_path / '_proc'
     shutil.rmtree(cache, ignore_errors=True)
     pairs = [(st, cache / st.relative_to(base)) for st in staged]
     for _, d in pairs: d.parent.mkdir(parents=True, exist_ok=True)
 
+    secs = {}
     def one(pair):
         s, d = pair
+        t0 = time.time()
         p = subprocess.run([sys.executable, __file__, '--proc-one', str(s), str(d)], cwd=ROOT, capture_output=True, text=True)
+        secs[s.name] = round(time.time() - t0, 1)
         if p.returncode == 0 and d.exists(): return None
         if p.returncode == 3: return p.stdout.strip() or 'nbdev processing failed'
         return f'nbdev processing crashed (exit {p.returncode}):\n{(p.stdout + p.stderr)[-3000:]}'
 
     with ThreadPoolExecutor(max(1, jobs)) as ex: res = list(ex.map(one, pairs))
     errors = {s.name: e for (s, _), e in zip(pairs, res) if e}
-    return cache, errors
+    return cache, errors, secs
 
 
 _re_pandoc_attr = re.compile(r'(\]\([^)\s]*\))\{[^}\n]*\}')
@@ -178,6 +200,7 @@ plugins:
       include_source: true
       no_prompt: true
       ignore_h1_titles: false
+      cache_dir: {json.dumps(str(BUILD / 'docs' / 'cache'))}
       remove_tag_config:
         remove_input_tags: [remove_input]
 markdown_extensions: [admonition, attr_list, tables, toc]
@@ -208,7 +231,7 @@ def build(execute: bool = True, exec_dir: Path | None = None, out: Path | None =
 
     t1 = time.time()
     staged = stage(srcs, Path(exec_dir) if exec_dir else None, BUILD / 'docs' / 'nbs')
-    cache, proc_errors = proc_all(staged, BUILD / 'docs' / 'nbs', jobs)
+    cache, proc_errors, proc_secs = proc_all(staged, BUILD / 'docs' / 'nbs', jobs)
     t_proc = time.time() - t1
 
     t2 = time.time()
@@ -234,7 +257,8 @@ def build(execute: bool = True, exec_dir: Path | None = None, out: Path | None =
         r = runs.get(s.name, {})
         pages.append(dict(notebook=str(s.relative_to(ROOT)), file=name.as_posix(), page=name.with_suffix('.html').as_posix(),
                           title=info['title'], images=info['images'], executed=bool(r),
-                          passed=r.get('passed'), exec_seconds=r.get('seconds'), proc_error=proc_errors.get(st.name)))
+                          passed=r.get('passed'), exec_seconds=r.get('seconds'), proc_seconds=proc_secs.get(st.name),
+                          proc_error=proc_errors.get(st.name)))
     (BUILD / 'docs' / 'mkdocs.yml').write_text(mkdocs_yml(pages, docs, out))
     shutil.rmtree(out, ignore_errors=True)
     p = subprocess.run([sys.executable, '-m', 'mkdocs', 'build', '-q', '-f', str(BUILD / 'docs' / 'mkdocs.yml')],

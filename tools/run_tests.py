@@ -37,6 +37,7 @@ def timings():
     if sp.exists():
         s = json.loads(sp.read_text())
         print(f"docs site (s): {json.dumps(s['seconds'])}, {len(s['pages'])} pages -> {s['index']}")
+        print('docs per page (s, nbdev processing): ' + ', '.join(f"{p['page']} {p.get('proc_seconds')}" for p in s['pages']))
 
 
 def main(argv=None):
