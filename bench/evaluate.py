@@ -2,7 +2,7 @@
 
 Synthetic SOP-sized embeddings (60,502 x 256, L2-normalised, products of 2-12 images like SOP, noise chosen so that
 Recall@1 is about 0.7), evaluated within the split (leave-one-out) by
-  * ours:  simsop.retrieval.evaluate, ks=(1, 5, 10, 100) -> R@K, P@K, R-Precision, MAP@R
+  * ours:  simsop.retrieval.evaluate: R@1/5/10/100, P@1/5/10, R-Precision, MAP@R
   * PML:   AccuracyCalculator(k="max_bin_count") precision_at_1, r_precision, mean_average_precision_at_r
 each in its own process, so that peak memory (ru_maxrss of that process, the data loading and imports included) is
 measured separately. Only the metric call itself is timed (wall and CPU seconds: on a shared machine the CPU time
@@ -22,7 +22,7 @@ def _child(kind, emb_path, lab_path):
     x = np.load(emb_path); y = np.load(lab_path)
     if kind == 'ours':
         from simsop.retrieval import evaluate
-        fn = lambda: evaluate(x, y, ks=(1, 5, 10, 100))
+        fn = lambda: evaluate(x, y, ks=(1, 5, 10, 100), precision_ks=(1, 5, 10))
     else:
         from simsop.retrieval import pml_metrics
         fn = lambda: pml_metrics(x, y)

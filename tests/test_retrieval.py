@@ -35,10 +35,14 @@ def test_recall_at_k_brute_force(data):
     S = x.astype(np.float64) @ x.T.astype(np.float64); np.fill_diagonal(S, -np.inf)
     order = np.array([np.lexsort((np.arange(len(x)), -s)) for s in S])[:, :-1]
     hit = y[order] == y[:, None]; v = hit.any(1)
-    got = evaluate(x, y, ks=(1, 3, 10, 50), chunk_size=256)
+    got = evaluate(x, y, ks=(1, 3, 10, 50), chunk_size=256)            # heaps of 50
+    deep = evaluate(x, y, ks=(1, 3, 10, 50), precision_ks=(1,), chunk_size=256)   # heaps of max(R), then first_hit_ranks
+    assert 0.5 < hit[v, :10].any(1).mean() < 0.99
     for K in (1, 3, 10, 50):
         assert abs(got[f'R@{K}'] - hit[v, :K].any(1).mean()) < 1e-12
+        assert abs(deep[f'R@{K}'] - hit[v, :K].any(1).mean()) < 1e-12
         assert abs(got[f'P@{K}'] - (hit[v, :K].sum(1) / K).mean()) < 1e-12
+    assert set(deep) == {'R@1', 'R@3', 'R@10', 'R@50', 'P@1', 'R_precision', 'MAP@R'}
 
 @pytest.mark.parametrize('factory,params', [('Flat', {}), ('HNSW16', dict(efSearch=32)),
                                             ('IVF32,Flat', dict(nprobe=4)), ('IVF32,PQ8', dict(nprobe=8))])
