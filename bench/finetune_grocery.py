@@ -24,10 +24,10 @@ from simsop.training import TrainConfig, train, train_head, load_model
 
 @call_parse
 def main(mode: str = 'fast',          # 'fast' (head on cached features) or 'full' (last stages + head on images)
-         epochs: int = None,          # default: 60 (fast), 6 (full)
+         epochs: int = None,          # default: 6 (fast), 6 (full)
          batch_size: int = None,      # P x K; default 64 (fast), 32 (full)
          k: int = 4,                  # images per product in a batch
-         lr_head: float = None,       # default 1e-3 (fast), 1e-3 (full)
+         lr_head: float = None,       # default 3e-4 (fast), 1e-3 (full)
          lr_backbone: float = 1e-4,   # full mode
          train_blocks: int = 2,       # full mode: last n backbone stages trained
          img_size: int = 224,         # input size of the baseline and of every evaluation
@@ -36,6 +36,8 @@ def main(mode: str = 'fast',          # 'fast' (head on cached features) or 'ful
          feat_noise: float = 0.0,     # fast mode: feature noise
          feat_dropout: float = 0.0,   # fast mode: feature dropout
          head_hidden: int = 1024,     # head width
+         head_init: str = 'auto',     # 'auto' ('pca' residual head in fast mode, 'random' in full mode), 'pca', 'random'
+         select: str = 'MAP@R',       # validation metric for the best checkpoint / early stopping
          weight_decay: float = 0.05,  # AdamW weight decay
          patience: int = 5,           # early stopping (validations)
          max_steps: int = 0,          # stop after this many steps (0: all epochs; e.g. a smoke run of --mode full)
@@ -63,10 +65,10 @@ def main(mode: str = 'fast',          # 'fast' (head on cached features) or 'ful
 
     fast = mode == 'fast'
     cfg = TrainConfig(artifacts=artifacts, backbone='tf_efficientnet_lite0', weights='offline', img_size=train_size or img_size,
-                      batch_size=batch_size or (64 if fast else 32), k=k, epochs=epochs or (60 if fast else 6),
-                      lr_head=lr_head or 1e-3, lr_backbone=lr_backbone, train_blocks=train_blocks if not fast else 0,
+                      batch_size=batch_size or (64 if fast else 32), k=k, epochs=epochs or 6,
+                      lr_head=lr_head or (3e-4 if fast else 1e-3), lr_backbone=lr_backbone, train_blocks=train_blocks if not fast else 0,
                       temperature=temperature, feat_noise=feat_noise, feat_dropout=feat_dropout, head_hidden=head_hidden,
-                      weight_decay=weight_decay, patience=patience, seed=seed, device='cpu', num_workers=0 if fast else 2,
+                      weight_decay=weight_decay, patience=patience, head_init=head_init, select=select, seed=seed, device='cpu', num_workers=0 if fast else 2,
                       ckpt_every=200 if fast else 25, max_steps=max_steps)
     out = artifact_dir(base, 'checkpoints') / f'grocery_{mode}'
     if fresh and out.exists():
@@ -81,7 +83,7 @@ def main(mode: str = 'fast',          # 'fast' (head on cached features) or 'ful
         finally: torch.set_num_threads(nt)
     else: res = train(cfg, tr_df, va_df, out)
     train_s = time.time() - t0   # fast mode: includes extracting the training photos' features (unless cached)
-    print(f"trained {res['step']} steps in {train_s:.0f}s; best val R@1 {res['best_r1']:.4f} at step {res['best_step']}")
+    print(f"trained {res['step']} steps in {train_s:.0f}s; best val {res['select']} {res['best_score']:.4f} (R@1 {res['best_r1']:.4f}) at step {res['best_step']}")
 
     model = load_model(res['best'])        # backbone + head, through the same extraction path as any model
     f = evaluate(extract_embeddings(model, te, data_config=dc, cache_dir=cache, name=f'grocery_test_{mode}'), te.class_id.values)

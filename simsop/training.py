@@ -41,7 +41,10 @@ class TrainConfig(Config):
     freeze_bn: bool = True       # BatchNorm layers in eval mode (small per-rank batches; same result under torchrun)
     train_blocks: int = -1       # -1: fine-tune the whole backbone; n: only its last n stages; 0: backbone frozen
     augment: bool = True         # training augmentation (random resized crop, flip, colour jitter)
-    patience: int = 3            # early stopping: evaluations without a better val Recall@1
+    patience: int = 3            # early stopping: evaluations without a better validation `select` metric
+    select: str = 'MAP@R'        # validation metric that picks the best checkpoint and drives early stopping ('R@1', 'MAP@R', ...)
+    head_init: str = 'auto'      # 'random' (plain 2-layer MLP head), 'pca' (residual head, linear path = PCA of the training
+                                 # features, MLP branch starting at zero); 'auto': 'pca' in fast mode, 'random' in full mode
     eval_every: int = 0          # steps between validations (0: at the end of every epoch)
     ckpt_every: int = 50         # steps between 'last' checkpoints (and at every epoch end)
     max_steps: int = 0           # stop after this many steps (0: run all epochs)
@@ -53,6 +56,7 @@ class TrainConfig(Config):
         if self.lr_backbone is None: self.lr_backbone = 1e-4
         if self.lr_head is None: self.lr_head = 1e-3
         if self.batch_size % self.k: raise ValueError(f'batch_size={self.batch_size} must be a multiple of k={self.k}')
+        if self.head_init not in ('auto', 'random', 'pca'): raise ValueError(f"head_init must be 'auto', 'random' or 'pca', not {self.head_init!r}")
         if self.amp not in ('auto', 'bf16', 'fp16', 'off'): raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off', not {self.amp!r}")
 
     @property
@@ -60,14 +64,31 @@ class TrainConfig(Config):
 
 # %% ../nbs/04_training.ipynb #df4bd22a
 class ProjectionHead(nn.Module):
-    "2-layer MLP `in_features -> hidden -> out_features` on L2-normalised input; L2-normalised output."
-    def __init__(self, in_features: int, hidden: int = 1024, out_features: int = 256):
+    "2-layer MLP `in_features -> hidden -> out_features` on L2-normalised input (+ a linear path if `residual`); L2-normalised output."
+    def __init__(self, in_features: int, hidden: int = 1024, out_features: int = 256, residual: bool = False):
         super().__init__()
-        self.in_features, self.hidden, self.out_features = in_features, hidden, out_features
+        self.in_features, self.hidden, self.out_features, self.residual = in_features, hidden, out_features, residual
         self.fc1, self.act, self.fc2 = nn.Linear(in_features, hidden), nn.GELU(), nn.Linear(hidden, out_features)
+        if residual:   # the MLP branch starts at zero: the head is the linear path until SupCon moves it
+            self.proj = nn.Linear(in_features, out_features)
+            nn.init.zeros_(self.fc2.weight); nn.init.zeros_(self.fc2.bias)
+    def _scale(self, x): return F.normalize(x.float(), dim=1) * math.sqrt(self.in_features)
     def forward(self, x):
-        x = F.normalize(x.float(), dim=1) * math.sqrt(self.in_features)
-        return F.normalize(self.fc2(self.act(self.fc1(x))).float(), dim=1)
+        x = self._scale(x)
+        h = self.fc2(self.act(self.fc1(x)))
+        if self.residual: h = h + self.proj(x)
+        return F.normalize(h.float(), dim=1)
+    @torch.no_grad()
+    def init_pca(self, feats):
+        "Set the linear path to the projection on the `out_features` principal directions of `feats` (centred)."
+        if not self.residual: raise ValueError('init_pca needs a residual head (ProjectionHead(..., residual=True))')
+        x = self._scale(torch.as_tensor(np.asarray(feats, np.float32)))
+        if len(x) < 2: raise ValueError(f'init_pca needs at least 2 feature rows, got {len(x)}')
+        mu = x.mean(0)
+        _, _, vt = torch.linalg.svd(x - mu, full_matrices=False)
+        w = torch.zeros(self.out_features, self.in_features); n = min(len(vt), self.out_features); w[:n] = vt[:n]
+        self.proj.weight.copy_(w); self.proj.bias.copy_(-w @ mu)
+        return self
 
 class EmbeddingModel(nn.Module):
     "Backbone + `ProjectionHead`: images -> L2-normalised `head.out_features`-d embeddings."
@@ -95,7 +116,7 @@ def _data_config(backbone: nn.Module, img_size: int | None = None) -> dict:
 def build_model(cfg: TrainConfig, backbone: nn.Module | None = None) -> EmbeddingModel:
     "The `EmbeddingModel` of `cfg` (backbone from `cfg.backbone`/`cfg.weights` unless given)."
     backbone = backbone if backbone is not None else _create_backbone(cfg.backbone, cfg.weights)
-    head = ProjectionHead(backbone.num_features, cfg.head_hidden, cfg.embed_dim)
+    head = ProjectionHead(backbone.num_features, cfg.head_hidden, cfg.embed_dim, residual=cfg.head_init == 'pca')
     return EmbeddingModel(backbone, head, _data_config(backbone, cfg.img_size))
 
 # %% ../nbs/04_training.ipynb #bd580f2d
@@ -245,9 +266,11 @@ def _to_plain(x):
     return x
 
 def _fit(cfg: TrainConfig, model: nn.Module, trainable: nn.Module, plan: BatchPlan, run_batch, evaluate_fn, out_dir,
-         kind: str, spec: dict, model_state, resume: bool = True, progress: bool = True, loss_fn=None, load=None) -> dict:
+         kind: str, spec: dict, model_state, resume: bool = True, progress: bool = True, loss_fn=None, load=None,
+         eval_at_start: bool = False) -> dict:
     """The shared loop: `load(epoch, start)` yields this rank's batches (default `plan.batches`), `run_batch(net, batch, step)`
-    turns one into `(emb, labels)`, `evaluate_fn()` gives the validation metrics."""
+    turns one into `(emb, labels)`, `evaluate_fn()` gives the validation metrics; the best checkpoint is the one with the best
+    `cfg.select` metric (with `eval_at_start`, the untrained model is a candidate too)."""
     rank, world = _rank_world()
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     last, best = out_dir/'last.pt', out_dir/'best.pt'
@@ -267,7 +290,8 @@ def _fit(cfg: TrainConfig, model: nn.Module, trainable: nn.Module, plan: BatchPl
     sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(warmup_cosine, warmup=max(1, warm), total=total))
     dt = amp_dtype(cfg.amp, cfg.device); dev_type = torch.device(cfg.device).type
     scaler = torch.amp.GradScaler(dev_type, enabled=dt == torch.float16)
-    st = dict(step=0, epoch=0, batch=0, best_r1=-1.0, best_step=-1, bad_evals=0, stopped=False, last_eval_step=-1)
+    st = dict(step=0, epoch=0, batch=0, best_r1=-1.0, best_score=-math.inf, best_step=-1, bad_evals=0, stopped=False,
+              last_eval_step=-1)
     history, evals = [], []
     if resume and last.exists():
         ck = load_checkpoint(last)
@@ -297,18 +321,20 @@ def _fit(cfg: TrainConfig, model: nn.Module, trainable: nn.Module, plan: BatchPl
 
     def validate():
         met = {k: _to_plain(v) for k, v in evaluate_fn().items()}
-        r1 = float(met['R@1']); st['last_eval_step'] = st['step']
+        if cfg.select not in met: raise KeyError(f'select={cfg.select!r} is not a validation metric; one of {sorted(met)}')
+        r1, score = float(met['R@1']), float(met[cfg.select]); st['last_eval_step'] = st['step']
         evals.append(dict(step=st['step'], epoch=st['epoch'], **met))
         if writer:
             for k2, v in met.items():
                 if isinstance(v, (int, float)): writer.add_scalar(f'val/{k2}', v, st['step'])
-        if r1 > st['best_r1']:
-            st.update(best_r1=r1, best_step=st['step'], bad_evals=0); save(best)
+        if score > st.get('best_score', st['best_r1']):
+            st.update(best_r1=r1, best_score=score, best_step=st['step'], bad_evals=0); save(best)
         else:
             st['bad_evals'] += 1
             if st['bad_evals'] >= cfg.patience: st['stopped'] = True
-        return r1
+        return score
 
+    if eval_at_start and st['step'] == 0 and st['last_eval_step'] < 0: validate()
     pbar = tqdm(total=total, initial=st['step'], desc=f'train ({kind})', disable=not progress or rank > 0)
     try:
         while st['epoch'] < cfg.epochs and st['step'] < total and not st['stopped']:
@@ -351,7 +377,7 @@ def _fit(cfg: TrainConfig, model: nn.Module, trainable: nn.Module, plan: BatchPl
         if writer: writer.close()
     if not best.exists() and rank == 0: save(best)
     return dict(best=str(best), last=str(last), out_dir=str(out_dir), step=st['step'], best_r1=st['best_r1'],
-                best_step=st['best_step'], stopped_early=st['stopped'], history=history, evals=evals, kind=kind)
+                best_score=st.get('best_score', st['best_r1']), select=cfg.select, best_step=st['best_step'], stopped_early=st['stopped'], history=history, evals=evals, kind=kind)
 
 # %% ../nbs/04_training.ipynb #257fb979
 _EXTRACT_AMP = {'off': False, 'auto': None, 'bf16': 'bf16', 'fp16': 'fp16'}
@@ -362,13 +388,18 @@ def _evaluate(emb: np.ndarray, labels) -> dict:
 
 def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir, resume: bool = True,
           progress: bool = True, loss_fn=None, model: EmbeddingModel | None = None) -> dict:
-    "Fine-tune backbone + head with SupCon on `train_df`, early-stopping on val Recall@1; checkpoints in `out_dir`."
+    "Fine-tune backbone + head with SupCon on `train_df`, early-stopping on the validation `cfg.select`; checkpoints in `out_dir`."
     from simsop.data import ImageDataset, make_transform
     if not isinstance(cfg, TrainConfig): cfg = TrainConfig.from_dict(cfg.to_dict() if hasattr(cfg, 'to_dict') else dict(cfg))
     rank, world, device = init_distributed(cfg.device)
     cfg = dataclasses.replace(cfg, device=device)
     seed_everything(cfg.seed)
-    model = model if model is not None else build_model(cfg)
+    given = model is not None
+    model = model if given else build_model(cfg)
+    if not given and model.head.residual:   # head_init='pca': the linear path from the backbone's training features
+        from simsop.backbones import extract_embeddings
+        model.head.init_pca(extract_embeddings(model.backbone, train_df, data_config=_data_config(model.backbone, cfg.img_size),
+                                               num_workers=cfg.num_workers, progress=False, device=device))
     set_trainable(model, cfg.train_blocks)
     model.to(device)
     dc = _data_config(model.backbone, cfg.img_size)
@@ -394,7 +425,8 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
         model.load_state_dict(sd)
 
     spec = dict(backbone=cfg.backbone, weights=str(cfg.weights), in_features=model.head.in_features,
-                hidden=model.head.hidden, embed_dim=model.head.out_features, data_config=dc)
+                hidden=model.head.hidden, embed_dim=model.head.out_features, data_config=dc,
+                residual=model.head.residual)
     return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'full', spec, model_state, resume, progress, loss_fn, load)
 
 # %% ../nbs/04_training.ipynb #c9b355f7
@@ -403,7 +435,7 @@ def load_model(ckpt_path, device: str = 'cpu') -> EmbeddingModel:
     ck = load_checkpoint(ckpt_path)
     spec = ck['spec']
     backbone = _create_backbone(spec['backbone'], spec['weights'] if ck['kind'] == 'head' else 'random')
-    head = ProjectionHead(spec['in_features'], spec['hidden'], spec['embed_dim'])
+    head = ProjectionHead(spec['in_features'], spec['hidden'], spec['embed_dim'], residual=spec.get('residual', False))
     m = EmbeddingModel(backbone, head, spec['data_config'])
     if ck['kind'] == 'head': head.load_state_dict(ck['model'])
     else: m.load_state_dict(ck['model'])
@@ -430,7 +462,8 @@ def train_head(train_feats, train_labels, val_feats, val_labels, cfg: TrainConfi
     tf = torch.as_tensor(np.asarray(train_feats, np.float32)); vf = torch.as_tensor(np.asarray(val_feats, np.float32))
     tl = torch.as_tensor(np.array(train_labels)); vl = np.array(val_labels)
     if len(tf) != len(tl): raise ValueError(f'{len(tf)} training features but {len(tl)} labels')
-    head = ProjectionHead(tf.shape[1], cfg.head_hidden, cfg.embed_dim)
+    head = ProjectionHead(tf.shape[1], cfg.head_hidden, cfg.embed_dim, residual=cfg.head_init in ('auto', 'pca'))
+    if head.residual: head.init_pca(tf)   # start at the off-the-shelf embedding's main directions
     model = _HeadOnly(head)
     plan = BatchPlan(tl.numpy(), cfg.p, cfg.k, seed=cfg.seed)
 
@@ -449,9 +482,10 @@ def train_head(train_feats, train_labels, val_feats, val_labels, cfg: TrainConfi
         head.load_state_dict(sd)
 
     spec = dict(backbone=cfg.backbone, weights=str(cfg.weights), in_features=head.in_features, hidden=head.hidden,
-                embed_dim=head.out_features,
+                embed_dim=head.out_features, residual=head.residual,
                 data_config={k: (list(v) if isinstance(v, tuple) else v) for k, v in (data_config or {}).items()})
-    return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'head', spec, model_state, resume, progress, loss_fn)
+    return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'head', spec, model_state, resume, progress, loss_fn,
+                eval_at_start=head.residual)
 
 # %% ../nbs/04_training.ipynb #1ec47800
 def train_fast(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir, resume: bool = True,
@@ -499,6 +533,8 @@ def simsop_train_cli(
     num_workers: int = None,    # data loader workers
     n_products: int = None,     # synthetic catalog size
     feat_noise: float = 0.0,    # fast mode feature noise
+    head_init: str = 'auto',    # 'auto' (PCA-initialised residual head in fast mode, random in full), 'pca', 'random'
+    select: str = 'MAP@R',      # validation metric for the best checkpoint and early stopping
     no_augment: store_true = False,  # no image augmentation
     no_resume: store_true = False,   # start afresh even if out has a checkpoint
     quiet: store_true = False,       # no progress bars
@@ -509,7 +545,8 @@ def simsop_train_cli(
                                    epochs=epochs, lr_backbone=lr_backbone, lr_head=lr_head, device=device,
                                    num_workers=num_workers).items() if v is not None}
     cfg = TrainConfig(k=k, max_steps=max_steps, train_blocks=train_blocks, temperature=temperature, amp=amp,
-                      patience=patience, ckpt_every=ckpt_every, seed=seed, augment=not no_augment, feat_noise=feat_noise, **kw)
+                      patience=patience, ckpt_every=ckpt_every, seed=seed, augment=not no_augment, feat_noise=feat_noise,
+                      head_init=head_init, select=select, **kw)
     df = _catalog(data, cfg, n_products)
     tr = df[df['split'] == 'train'] if (df['split'] == 'train').any() else df
     tr_df, va_df = class_disjoint_split(tr, val_frac=val_frac, seed=seed)
@@ -518,7 +555,7 @@ def simsop_train_cli(
     if fn is None: raise SystemExit(f"--mode must be 'full' or 'fast', not {mode!r}")
     res = fn(cfg, tr_df, va_df, out, resume=not no_resume, progress=not quiet)
     if _rank_world()[0] == 0:
-        print(json.dumps({k2: res[k2] for k2 in ('best', 'last', 'step', 'best_r1', 'best_step', 'stopped_early', 'kind')}), flush=True)
+        print(json.dumps({k2: res[k2] for k2 in ('best', 'last', 'step', 'best_r1', 'best_score', 'select', 'best_step', 'stopped_early', 'kind')}), flush=True)
     if dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/04_training.ipynb #e4475e90
