@@ -427,7 +427,8 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
     spec = dict(backbone=cfg.backbone, weights=str(cfg.weights), in_features=model.head.in_features,
                 hidden=model.head.hidden, embed_dim=model.head.out_features, data_config=dc,
                 residual=model.head.residual)
-    return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'full', spec, model_state, resume, progress, loss_fn, load)
+    return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'full', spec, model_state, resume, progress, loss_fn, load,
+                eval_at_start=model.head.residual)
 
 # %% ../nbs/04_training.ipynb #c9b355f7
 def load_model(ckpt_path, device: str = 'cpu') -> EmbeddingModel:
