@@ -53,8 +53,8 @@ class Config:
         if self.data_dir is not None: self.data_dir = Path(self.data_dir)
         if self.artifacts is None: self.artifacts = os.environ.get('SIMSOP_ARTIFACTS', 'artifacts')
         self.artifacts = Path(self.artifacts)
-        d = dict(backbone='convnext_base' if full else 'tf_efficientnet_lite0',
-                 weights='hub' if full else 'offline',
+        d = dict(backbone=os.environ.get('SIMSOP_BACKBONE') or ('convnext_base' if full else 'tf_efficientnet_lite0'),
+                 weights=os.environ.get('SIMSOP_WEIGHTS') or ('hub' if full else 'offline'),
                  img_size=224 if full else 64, batch_size=128 if full else 32,
                  num_workers=min(8, os.cpu_count() or 1) if full else 0, epochs=30 if full else 2)
         for k, v in d.items():
