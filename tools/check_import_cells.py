@@ -4,7 +4,7 @@ nbdev's docs processing (`exec_show_docs`) re-executes every cell that contains 
 cells break `nbdev_docs` and slow it down (nbdev FAQ). `--fix` moves top-level import statements into their own cell.
 Usage: python tools/check_import_cells.py [--fix] nbs/*.ipynb
 """
-import ast, sys, json
+import ast, sys, json, uuid
 from pathlib import Path
 
 def _bad(src):
@@ -38,7 +38,7 @@ def main(args):
                     if head.strip() and rest.strip():
                         directives = [l for l in head.splitlines(keepends=True) if l.lstrip().startswith('#|')]
                         imports = [l for l in head.splitlines(keepends=True) if not l.lstrip().startswith('#|')]
-                        out.append({**c, 'source': (directives + imports), 'outputs': [], 'execution_count': None})
+                        out.append({**c, 'id': uuid.uuid4().hex[:8], 'source': (directives + imports), 'outputs': [], 'execution_count': None})
                         c = {**c, 'source': rest.splitlines(keepends=True)}; changed = True
             out.append(c)
         if changed:
