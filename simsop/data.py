@@ -20,8 +20,8 @@ pillow_heif.register_heif_opener()
 __all__ = ['COLUMNS', 'SOP_HEADER', 'IMAGE_EXTS', 'SOP_SUPER_CLASSES', 'DataError', 'check_files', 'read_sop', 'read_grocery',
            'read_grocery_catalog', 'read_folder', 'read_catalog', 'class_disjoint_split', 'ImageLoadError',
            'ImageTooLarge', 'load_image', 'load_images', 'make_transform', 'draft_size', 'ImageDataset', 'check_images',
-           'PKSampler', 'make_synthetic_sop', 'synthetic_catalog', 'catalog_summary', 'plot_images_per_product',
-           'plot_products_per_superclass', 'show_product_views', 'exploration_report']
+           'PKSampler', 'make_synthetic_sop', 'synthetic_catalog', 'load_catalog', 'catalog_summary',
+           'plot_images_per_product', 'plot_products_per_superclass', 'show_product_views', 'exploration_report']
 
 # %% ../nbs/01_data.ipynb #7da72963
 COLUMNS = ['image_id', 'path', 'class_id', 'super_class_id', 'split', 'super_class']
@@ -427,6 +427,10 @@ def synthetic_catalog(cfg: Config | None = None, n_products: int | None = None, 
     root = artifact_dir(cfg, 'synthetic') / f'sop_{n_products}_{seed}_{size}'
     if not (root/'Ebay_info.txt').exists(): make_synthetic_sop(root, n_products, seed=seed, size=size, progress=True)
     return read_sop(root)
+
+def load_catalog(data=None, cfg: Config | None = None, n_products: int | None = None) -> pd.DataFrame:
+    "The catalog at `data` (SOP, Grocery or a plain folder, see `read_catalog`), or the built-in synthetic one when `data` is None."
+    return read_catalog(data) if data else synthetic_catalog(cfg, n_products=n_products)
 
 # %% ../nbs/01_data.ipynb #a49e9f19
 def catalog_summary(df: pd.DataFrame) -> pd.DataFrame:

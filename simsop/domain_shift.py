@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from fastcore.script import call_parse, Param, store_true
 from tqdm.auto import tqdm
 from .core import *
-from .data import (IMAGE_EXTS, ImageLoadError, load_image, make_transform, read_catalog, read_grocery,
+from .data import (IMAGE_EXTS, ImageLoadError, load_image, load_catalog, make_transform, read_catalog, read_grocery,
                          read_grocery_catalog, synthetic_catalog, class_disjoint_split)
 from .backbones import create_backbone, get_data_config, extract_embeddings, weights_fingerprint, data_fingerprint
 
@@ -389,9 +389,6 @@ class QueryPicker:
 def _cfg(img_size=None, device=None, **kw) -> Config:
     return Config(**{k: v for k, v in dict(img_size=img_size, device=device, **kw).items() if v is not None})
 
-def _load_catalog(data, cfg: Config, n_products: int | None = None) -> pd.DataFrame:
-    return read_catalog(data) if data else synthetic_catalog(cfg, n_products=n_products)
-
 def query_split(df: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     "`(train, test)` of a catalog: its own `train`/`test` splits, or a class-disjoint half/half split of it."
     if (df['split'] == 'train').any() and (df['split'] == 'test').any():
@@ -419,7 +416,7 @@ def simsop_eval(
     "Recall@1/5/10, R-Precision and MAP@R of a model on a catalog; the last line is JSON."
     import json as _json
     from simsop.retrieval import evaluate
-    cfg = _cfg(img_size, device); df = _load_catalog(data, cfg, n_products)
+    cfg = _cfg(img_size, device); df = load_catalog(data, cfg, n_products)
     m = load_query_model(model, weights, cfg); dc = embedding_config(m, cfg)
     q = df[df['split'] == split].reset_index(drop=True)
     if q.empty: raise SystemExit(f"error: no images in split {split!r} (splits: {sorted(df['split'].unique())})")
@@ -449,7 +446,7 @@ def simsop_index(
     quiet: store_true = False,  # no progress bars
 ):
     "Embed a catalog with a model, build its FAISS index and save it for simsop_query and the picker."
-    cfg = _cfg(img_size, device); df = _load_catalog(data, cfg, n_products)
+    cfg = _cfg(img_size, device); df = load_catalog(data, cfg, n_products)
     if split: df = df[df['split'] == split].reset_index(drop=True)
     if df.empty: raise SystemExit(f'error: no images to index (split {split!r})')
     name = Path(data).name if data else 'synthetic'
@@ -509,7 +506,7 @@ def run_demo(data=None, out=None, cfg: Config | None = None, n_products: int | N
     def step(name):
         times[name] = round(time.time() - t0 - sum(times.values()), 1)
         log(f'[{time.time() - t0:6.1f}s] {name} done')
-    df = _load_catalog(data, cfg, n_products)
+    df = load_catalog(data, cfg, n_products)
     tr, te = query_split(df, cfg.seed)
     tr, va = class_disjoint_split(tr, val_frac=0.2, seed=cfg.seed)
     step(f'catalog: {len(df)} images, {df["class_id"].nunique()} products (train {len(tr)}, val {len(va)}, test {len(te)})')

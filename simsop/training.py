@@ -504,11 +504,6 @@ def train_fast(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, o
                       resume=resume, progress=progress, data_config=dc, **kw)
 
 # %% ../nbs/04_training.ipynb #ec95fb02
-def _catalog(data, cfg, n_products):
-    from simsop.data import read_catalog, synthetic_catalog
-    if data: return read_catalog(data)
-    return synthetic_catalog(cfg, n_products=n_products)
-
 @call_parse
 def simsop_train_cli(
     data: str = None,           # catalog folder (SOP, Grocery, product folders); default: the synthetic catalog
@@ -548,7 +543,8 @@ def simsop_train_cli(
     cfg = TrainConfig(k=k, max_steps=max_steps, train_blocks=train_blocks, temperature=temperature, amp=amp,
                       patience=patience, ckpt_every=ckpt_every, seed=seed, augment=not no_augment, feat_noise=feat_noise,
                       head_init=head_init, select=select, **kw)
-    df = _catalog(data, cfg, n_products)
+    from simsop.data import load_catalog
+    df = load_catalog(data, cfg, n_products)
     tr = df[df['split'] == 'train'] if (df['split'] == 'train').any() else df
     tr_df, va_df = class_disjoint_split(tr, val_frac=val_frac, seed=seed)
     out = Path(out) if out else cfg.artifacts/'checkpoints'/f'{cfg.backbone}_{mode}'
