@@ -121,14 +121,16 @@ def embed_queries(model, images, mode: str = 'full', data_config: dict | None = 
     return pool_views(view_features(model, images, mode, data_config, **kw), mode, model_parts(model)[1])
 
 # %% ../nbs/07_domain_shift.ipynb #a510fedb
-def load_query_model(model=None, weights: str | None = None, cfg: Config | None = None):
-    "A model from `model`: a module (as is), None (the config's backbone), a timm name, or a `simsop.training` checkpoint."
+def load_query_model(model=None, weights: str | None = None, cfg: Config | None = None, embed: str = 'head'):
+    """A model from `model`: a module (as is), None (the config's backbone), a timm name, or a `simsop.training` checkpoint
+    (`embed`: its 'head' output, or its fine-tuned 'backbone' alone, see `simsop.training.load_model`)."""
     if isinstance(model, torch.nn.Module): return model.eval()
     cfg = cfg or Config()
     if model is not None and Path(model).is_file():
         from simsop.training import load_model
-        m = load_model(model); m.simsop_checkpoint = str(Path(model).resolve())
+        m = load_model(model, embed=embed); m.simsop_checkpoint, m.simsop_embed = str(Path(model).resolve()), embed
         return m
+    if embed != 'head': raise ValueError(f"embed={embed!r} needs a checkpoint from simsop_train as the model, not {model or cfg.backbone!r}")
     if model is not None and (os.sep in str(model) or str(model).endswith(('.pt', '.pth', '.ckpt'))):
         raise FileNotFoundError(f'{model}: model checkpoint not found')
     return create_backbone(model or cfg.backbone, cfg.weights if weights is None else weights)
@@ -144,13 +146,15 @@ def model_spec(model) -> dict:
     bb, head = model_parts(model)
     return dict(key=model_key(model), checkpoint=getattr(model, 'simsop_checkpoint', None),
                 backbone=(getattr(bb, 'pretrained_cfg', {}) or {}).get('architecture'),
-                weights=getattr(bb, 'simsop_weights', None), fine_tuned=head is not None,
+                weights=getattr(bb, 'simsop_weights', None), fine_tuned=head is not None or hasattr(model, 'simsop_checkpoint'),
+                embed=getattr(model, 'simsop_embed', None),
                 weights_fingerprint=weights_fingerprint(model))
 
 def embedding_config(model, cfg: Config | None = None) -> dict:
     "The data config queries and catalog are embedded with: a checkpoint's own, or the backbone's at `cfg.img_size`."
     cfg = cfg or Config()
-    dc = get_data_config(model) if model_parts(model)[1] is not None else get_data_config(model, cfg.img_size)
+    own = model_parts(model)[1] is not None or hasattr(model, 'simsop_checkpoint')   # a checkpoint keeps its input size
+    dc = get_data_config(model) if own else get_data_config(model, cfg.img_size)
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in dc.items()}
 
 # %% ../nbs/07_domain_shift.ipynb #f18979ea
@@ -170,9 +174,9 @@ class Searcher:
 
     @classmethod
     def build(cls, catalog: pd.DataFrame, model=None, cfg: Config | None = None, cache_dir=None,
-              progress: bool = True, name: str = 'catalog') -> 'Searcher':
+              progress: bool = True, name: str = 'catalog', embed: str = 'head') -> 'Searcher':
         "Embed `catalog` with `model` (see `load_query_model`; cached under `cache_dir`) and index it."
-        cfg = cfg or Config(); model = load_query_model(model, cfg=cfg)
+        cfg = cfg or Config(); model = load_query_model(model, cfg=cfg, embed=embed)
         dc = embedding_config(model, cfg)
         emb = extract_embeddings(model, catalog, dc, cache_dir=cache_dir, progress=progress, name=name,
                                  batch_size=cfg.batch_size, num_workers=cfg.num_workers, device=cfg.device)
@@ -211,7 +215,7 @@ class Searcher:
         spec = info.get('model', {})
         if model is None:
             model = spec.get('checkpoint') or spec.get('backbone')
-            model = load_query_model(model, weights=spec.get('weights'), cfg=cfg)
+            model = load_query_model(model, weights=spec.get('weights'), cfg=cfg, embed=spec.get('embed') or 'head')
             dc = info['data_config']
         else:
             model = load_query_model(model, cfg=cfg); dc = embedding_config(model, cfg)
@@ -405,6 +409,7 @@ def simsop_eval(
     data: str = None,           # catalog folder (SOP, Grocery or <super>/<product>/<image> folders); default: the synthetic catalog
     model: str = None,          # a checkpoint from simsop_train, or a timm backbone name; default: the configured backbone
     weights: str = None,        # backbone weights when --model is a backbone: 'offline', 'hub', 'random' or a file
+    embed: str = 'head',        # with a checkpoint: its 'head' output, or 'backbone' (the fine-tuned backbone, head discarded)
     split: str = 'test',        # the split whose images are queries and gallery (leave-one-out, the SOP protocol)
     gallery: str = None,        # search this split instead (e.g. 'train' or 'catalog'); queries are then --split
     img_size: int = None,       # input size for a backbone (a checkpoint keeps its own)
@@ -417,7 +422,9 @@ def simsop_eval(
     import json as _json
     from simsop.retrieval import evaluate
     cfg = _cfg(img_size, device); df = load_catalog(data, cfg, n_products)
-    m = load_query_model(model, weights, cfg); dc = embedding_config(m, cfg)
+    try: m = load_query_model(model, weights, cfg, embed=embed)
+    except (OSError, ValueError) as e: raise SystemExit(f'error: {e}')
+    dc = embedding_config(m, cfg)
     q = df[df['split'] == split].reset_index(drop=True)
     if q.empty: raise SystemExit(f"error: no images in split {split!r} (splits: {sorted(df['split'].unique())})")
     ekw = dict(data_config=dc, cache_dir=artifact_dir(cfg, 'embeddings'), progress=not quiet, device=cfg.device)
@@ -428,7 +435,7 @@ def simsop_eval(
         res = evaluate(qe, q['class_id'].to_numpy(), extract_embeddings(m, g, name=f'eval_{gallery}', **ekw), g['class_id'].to_numpy())
     else: res = evaluate(qe, q['class_id'].to_numpy())
     res = {k: float(v) for k, v in res.items()}
-    out = dict(model=str(model or cfg.backbone), split=split, gallery=gallery or split, n_queries=len(q), **res)
+    out = dict(model=str(model or cfg.backbone), embed=getattr(m, 'simsop_embed', None), split=split, gallery=gallery or split, n_queries=len(q), **res)
     if not json: _print_table(pd.DataFrame([res]))
     print(_json.dumps(out), flush=True)
 
@@ -439,6 +446,7 @@ def simsop_index(
     out: str = None,            # folder to save the index into (default: artifacts/indexes/<catalog>-<model>)
     model: str = None,          # a checkpoint from simsop_train, or a timm backbone name; default: the configured backbone
     weights: str = None,        # backbone weights when --model is a backbone: 'offline', 'hub', 'random' or a file
+    embed: str = 'head',        # with a checkpoint: its 'head' output, or 'backbone' (the fine-tuned backbone, head discarded)
     split: str = None,          # index only this split (e.g. 'test' or 'catalog'); default: every image
     img_size: int = None,       # input size for a backbone (a checkpoint keeps its own)
     device: str = None,         # torch device (default: the best available)
@@ -450,7 +458,9 @@ def simsop_index(
     if split: df = df[df['split'] == split].reset_index(drop=True)
     if df.empty: raise SystemExit(f'error: no images to index (split {split!r})')
     name = Path(data).name if data else 'synthetic'
-    s = Searcher.build(df, model, cfg, cache_dir=artifact_dir(cfg, 'embeddings'), progress=not quiet, name=f'index_{name}')
+    try: s = Searcher.build(df, model, cfg, cache_dir=artifact_dir(cfg, 'embeddings'), progress=not quiet, name=f'index_{name}',
+                            embed=embed)
+    except (OSError, ValueError) as e: raise SystemExit(f'error: {e}')
     out = Path(out) if out else artifact_dir(cfg, 'indexes', f"{name}-{Path(str(model or cfg.backbone)).stem}")
     s.save(out)
     print(f'indexed {len(df)} images of {df["class_id"].nunique()} products -> {out}', flush=True)
@@ -463,6 +473,7 @@ def simsop_query(
     images: Param('image files or folders of images (JPEG, PNG, WebP, HEIC/HEIF)', str, nargs='+'),
     catalog: str = None,        # a saved index (simsop_index / simsop_demo) or a catalog folder to index on the fly; default: artifacts/reports/demo/index
     model: str = None,          # checkpoint or backbone name; a saved index is tied to its own model (the default)
+    embed: str = 'head',        # with a checkpoint --model and a catalog folder: 'head' output or fine-tuned 'backbone'
     k: int = 5,                 # results per query
     mode: str = 'full',         # query-time help: 'full', 'center' (centre crop), 'flip', 'multi' (5 crops x flip, averaged)
     json: store_true = False,   # print JSON (one object per query) instead of a table
@@ -478,7 +489,7 @@ def simsop_query(
         if folder.is_dir() and not (folder/'searcher.json').exists() and any(folder.iterdir()):
             df = read_catalog(folder)      # a catalog folder, not a saved index: embed it (cached) with --model
             s = Searcher.build(df, model, cfg, cache_dir=artifact_dir(cfg, 'embeddings'), progress=not quiet,
-                               name=f'query_{folder.name}')
+                               name=f'query_{folder.name}', embed=embed)
         else: s = Searcher.load(folder, model, cfg)
     except (OSError, ValueError, IndexFileError) as e:
         print(f'error: {e}', file=sys.stderr); sys.exit(2)

@@ -23,7 +23,8 @@ from .losses import supcon_loss
 __all__ = ['CKPT_FORMAT', 'TrainConfig', 'ProjectionHead', 'EmbeddingModel', 'build_model', 'set_trainable', 'param_groups',
            'warmup_cosine', 'SeededItems', 'BatchPlan', 'amp_dtype', 'gather_batch', 'init_distributed', 'rng_state',
            'set_rng_state', 'load_checkpoint', 'NonFiniteLossError', 'train', 'load_model', 'augment_features',
-           'train_head', 'train_fast', 'simsop_train_cli', 'plot_history']
+           'train_head', 'train_fast', 'pca_start_metrics', 'choose_embed_dim', 'pca_start_cv', 'simsop_train_cli',
+           'plot_history']
 
 # %% ../nbs/04_training.ipynb #9e4ed476
 @dataclass
@@ -431,8 +432,10 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
                 eval_at_start=model.head.residual)
 
 # %% ../nbs/04_training.ipynb #c9b355f7
-def load_model(ckpt_path, device: str = 'cpu') -> EmbeddingModel:
-    "The `EmbeddingModel` of a checkpoint from `train` or `train_head` (weights_only load), in eval mode."
+def load_model(ckpt_path, device: str = 'cpu', embed: str = 'head') -> nn.Module:
+    """The `EmbeddingModel` of a checkpoint from `train` or `train_head` (weights_only load), in eval mode; `embed='backbone'`:
+    its backbone alone (L2-normalised by `extract_embeddings` like any backbone), with the checkpoint's data config."""
+    if embed not in ('head', 'backbone'): raise ValueError(f"embed must be 'head' or 'backbone', not {embed!r}")
     ck = load_checkpoint(ckpt_path)
     spec = ck['spec']
     backbone = _create_backbone(spec['backbone'], spec['weights'] if ck['kind'] == 'head' else 'random')
@@ -440,6 +443,9 @@ def load_model(ckpt_path, device: str = 'cpu') -> EmbeddingModel:
     m = EmbeddingModel(backbone, head, spec['data_config'])
     if ck['kind'] == 'head': head.load_state_dict(ck['model'])
     else: m.load_state_dict(ck['model'])
+    if embed == 'backbone':
+        backbone.pretrained_cfg = backbone.default_cfg = dict(m.pretrained_cfg)   # input size, mean/std of the run
+        return backbone.to(device).eval()
     return m.to(device).eval()
 
 # %% ../nbs/04_training.ipynb #de056a40
@@ -502,6 +508,35 @@ def train_fast(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, o
     ftr = extract_embeddings(backbone, train_df, **ekw); fva = extract_embeddings(backbone, val_df, **ekw)
     return train_head(ftr, train_df['class_id'].to_numpy(), fva, val_df['class_id'].to_numpy(), cfg, out_dir,
                       resume=resume, progress=progress, data_config=dc, **kw)
+
+# %% ../nbs/04_training.ipynb #8cc2a74b
+def pca_start_metrics(train_feats, val_feats, val_labels, dims=(128, 256, 512, 1024)) -> pd.DataFrame:
+    "Validation metrics of the off-the-shelf features and of the PCA-initialised head's starting point at each width in `dims`."
+    tf = np.asarray(train_feats, np.float32); vf = torch.as_tensor(np.asarray(val_feats, np.float32))
+    rows = [dict(embed_dim=vf.shape[1], start='off-the-shelf', **_evaluate(vf.numpy(), val_labels))]
+    for d in sorted(d for d in dims if d < vf.shape[1]):
+        head = ProjectionHead(vf.shape[1], 1, d, residual=True).init_pca(tf)   # the MLP branch starts at zero: its width is moot
+        with torch.no_grad(): rows.append(dict(embed_dim=d, start='PCA head', **_evaluate(head(vf).numpy(), val_labels)))
+    return pd.DataFrame(rows)
+
+def choose_embed_dim(table: pd.DataFrame, metrics=('R@1', 'MAP@R'), tol: float = 0.0) -> int:
+    "The narrowest PCA-start width in `table` (from `pca_start_metrics`) whose `metrics` are all within `tol` of the off-the-shelf ones."
+    ref, pca = table.iloc[0], table.iloc[1:].sort_values('embed_dim')
+    if not len(pca): raise ValueError('no PCA-start rows: every width in dims was >= the feature size')
+    ok = pca[np.all([pca[m] >= ref[m] - tol for m in metrics], axis=0)]
+    return int((ok if len(ok) else pca).embed_dim.iloc[0 if len(ok) else -1])
+
+def pca_start_cv(feats, labels, dims=(128, 256, 512, 1024), n_folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    "`pca_start_metrics` averaged over `n_folds` class-disjoint folds of `labels` (each fold the validation products once)."
+    labels = np.asarray(labels); feats = np.asarray(feats, np.float32)
+    classes = np.random.default_rng(seed).permutation(np.unique(labels))
+    if len(classes) < n_folds: raise ValueError(f'{len(classes)} products cannot make {n_folds} class-disjoint folds')
+    tabs = []
+    for fold in np.array_split(classes, n_folds):
+        va = np.isin(labels, fold)
+        tabs.append(pca_start_metrics(feats[~va], feats[va], labels[va], dims))
+    out = pd.concat(tabs).groupby(['embed_dim', 'start'], sort=False).mean(numeric_only=True).reset_index()
+    return out.assign(folds=n_folds)
 
 # %% ../nbs/04_training.ipynb #ec95fb02
 @call_parse

@@ -163,3 +163,32 @@ def test_demo_small_end_to_end(bindir, env, tmp_path):
         q = run(bindir, env, 'simsop_query', HEIC/'pug.heic', '--catalog', out/'index', '--k', 3, '--json')
         assert q.returncode == 0, q.stderr[-3000:]
         assert len(json.loads(q.stdout.strip().splitlines()[-1])['results']) == 3
+
+
+def test_checkpoint_backbone_embedding(bindir, env, tmp_path):
+    "A full-mode checkpoint's fine-tuned backbone (`--embed backbone`) evaluates, indexes and answers queries like its head output."
+    run_dir = tmp_path/'run'
+    r = run(bindir, env, 'simsop_train', '--n_products', 12, '--backbone', 'resnet10t', '--weights', 'random', '--img_size', 32,
+            '--batch_size', 8, '--epochs', 1, '--out', run_dir, '--quiet')
+    assert r.returncode == 0, r.stderr[-3000:]
+    best = run_dir/'best.pt'
+    res = {}
+    for e in ('head', 'backbone'):
+        r = run(bindir, env, 'simsop_eval', '--n_products', 12, '--model', best, '--embed', e, '--json', '--quiet')
+        assert r.returncode == 0, r.stderr[-3000:]
+        res[e] = json.loads(r.stdout.strip().splitlines()[-1])
+        assert res[e]['embed'] == e and 0 <= res[e]['MAP@R'] <= 1
+    assert res['head']['R@1'] != res['backbone']['R@1'] or res['head']['MAP@R'] != res['backbone']['MAP@R']
+    for e, dim in (('head', 256), ('backbone', 512)):          # resnet10t: 512-d pooled features; the head: 256-d
+        r = run(bindir, env, 'simsop_index', '--n_products', 12, '--model', best, '--embed', e, '--out', tmp_path/e, '--quiet')
+        assert r.returncode == 0, r.stderr[-3000:]
+        info = json.loads((tmp_path/e/'searcher.json').read_text())
+        assert info['dim'] == dim and info['model']['embed'] == e and info['model']['checkpoint'] == str(best.resolve())
+        assert info['data_config']['input_size'] == [3, 32, 32]   # the checkpoint's input size, not the config's
+    from PIL import Image
+    Image.new('RGB', (40, 40), (200, 30, 30)).save(tmp_path/'red.png')
+    q = run(bindir, env, 'simsop_query', tmp_path/'red.png', '--catalog', tmp_path/'backbone', '--k', 3, '--json')
+    assert q.returncode == 0, q.stderr[-3000:]
+    assert len(json.loads(q.stdout.strip().splitlines()[-1])['results']) == 3
+    r = run(bindir, env, 'simsop_eval', '--n_products', 12, '--embed', 'backbone', '--quiet')   # no checkpoint: a clear error
+    assert r.returncode != 0 and 'needs a checkpoint' in r.stderr and 'Traceback' not in r.stderr
