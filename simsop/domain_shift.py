@@ -461,7 +461,8 @@ def simsop_index(
     try: s = Searcher.build(df, model, cfg, cache_dir=artifact_dir(cfg, 'embeddings'), progress=not quiet, name=f'index_{name}',
                             embed=embed)
     except (OSError, ValueError) as e: raise SystemExit(f'error: {e}')
-    out = Path(out) if out else artifact_dir(cfg, 'indexes', f"{name}-{Path(str(model or cfg.backbone)).stem}")
+    out = Path(out) if out else artifact_dir(cfg, 'indexes', f"{name}-{Path(str(model or cfg.backbone)).stem}"
+                                                          + ('' if embed == 'head' else f'-{embed}'))
     s.save(out)
     print(f'indexed {len(df)} images of {df["class_id"].nunique()} products -> {out}', flush=True)
 
