@@ -233,16 +233,6 @@ def _range_pairs(emb: np.ndarray, threshold: float, chunk: int = 4096) -> tuple[
         I.append(rows[keep]); J.append(nb[keep]); S.append(D[keep])
     return np.concatenate(I), np.concatenate(J), np.concatenate(S)
 
-def _union_find(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    parent = np.arange(n)
-    def find(i):
-        while parent[i] != i: parent[i] = parent[parent[i]]; i = parent[i]
-        return i
-    for i, j in zip(a.tolist(), b.tolist()):
-        ri, rj = find(i), find(j)
-        if ri != rj: parent[max(ri, rj)] = min(ri, rj)
-    return np.array([find(i) for i in range(n)])
-
 def find_near_duplicates(emb: np.ndarray, df: pd.DataFrame, threshold: float, chunk: int = 4096) -> pd.DataFrame:
     "Groups of near-identical images (cosine >= `threshold`) filed under different products: one row per image."
     cols = ['group_id', 'image_id', 'path', 'class_id', 'super_class_id', 'super_class', 'split', 'row', 'max_score',
@@ -251,8 +241,11 @@ def find_near_duplicates(emb: np.ndarray, df: pd.DataFrame, threshold: float, ch
     cls = df['class_id'].to_numpy(); cross = cls[i] != cls[j]
     i, j, s = i[cross], j[cross], s[cross]
     if not len(i): return pd.DataFrame(columns=cols)
-    nodes = np.unique(np.concatenate([i, j])); pos = {v: k for k, v in enumerate(nodes.tolist())}
-    root = _union_find(len(nodes), np.array([pos[v] for v in i.tolist()]), np.array([pos[v] for v in j.tolist()]))
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    nodes = np.unique(np.concatenate([i, j]))
+    a, b = np.searchsorted(nodes, i), np.searchsorted(nodes, j)          # rows -> node numbers
+    _, root = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(nodes),) * 2), directed=False)
     best = pd.concat([pd.Series(s, i), pd.Series(s, j)]).groupby(level=0).max()
     out = df.iloc[nodes][['image_id', 'path', 'class_id', 'super_class_id', 'super_class', 'split']].copy()
     out['row'] = nodes; out['root'] = root; out['max_score'] = best.reindex(nodes).to_numpy().astype('float32')

@@ -371,8 +371,7 @@ def extract_embeddings(model: nn.Module, items, data_config: dict | None = None,
                     if filled[c] == len(bufs[c]):
                         arr = bufs.pop(c)
                         if cdir is not None:
-                            with atomic_path(_chunk(c)) as tp:
-                                with open(tp, 'wb') as f: np.save(f, arr)
+                            with atomic_write(_chunk(c)) as f: np.save(f, arr)
                         else: results[c] = arr
                     pbar.update(len(idx))
         finally:
@@ -388,8 +387,7 @@ def extract_embeddings(model: nn.Module, items, data_config: dict | None = None,
     out = np.concatenate([np.load(_chunk(c)) for c in range(n_chunks)]) if n else np.zeros((0, 0), np.float32)
     _sync()
     if rank == 0:
-        with atomic_path(final) as tp:
-            with open(tp, 'wb') as f: np.save(f, out)
+        with atomic_write(final) as f: np.save(f, out)
         for c in range(n_chunks): _chunk(c).unlink(missing_ok=True)
     return out
 
@@ -436,8 +434,7 @@ def simsop_extract(
     out = Path(out) if out else artifact_dir(cfg, 'embeddings')/f'{name}.npy'
     if rank == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tp:
-            with open(tp, 'wb') as f: np.save(f, emb)
+        with atomic_write(out) as f: np.save(f, emb)
         with atomic_path(out.with_suffix('.parquet')) as tp: df.to_parquet(tp, index=False)
         print(f'{len(df)} images -> {out} {emb.shape}')
     return out

@@ -227,8 +227,7 @@ class Searcher:
 # %% ../nbs/07_domain_shift.ipynb #1192df9a
 def _views_cached(model, paths, dc: dict, crop: float, cache_dir, progress: bool) -> np.ndarray:
     "`view_features(..., 'multi')` of `paths`, cached in `cache_dir` under a key of the files, the weights and `dc`."
-    key = fingerprint('views-v1', data_fingerprint(paths), weights_fingerprint(model_parts(model)[0]),
-                      {k: list(v) if isinstance(v, tuple) else v for k, v in dc.items()}, crop)
+    key = fingerprint('views-v1', data_fingerprint(paths), weights_fingerprint(model_parts(model)[0]), dc, crop)
     f = Path(cache_dir)/f'query_views-{key}.npy' if cache_dir is not None else None
     if f is not None and f.exists(): return np.load(f)
     v = view_features(model, paths, 'multi', dc, crop=crop, progress=progress)
@@ -259,8 +258,7 @@ def domain_shift_benchmark(root=None, cfg: Config | None = None, max_per_class: 
     tcfg = TrainConfig(**{**cfg.to_dict(), 'epochs': epochs or (30 if cfg.full else 10), 'device': 'cpu',
                           'batch_size': 64, 'k': 4, 'patience': 3})
     run = artifact_dir(cfg, 'checkpoints', 'domain_shift_head-' + fingerprint(
-        weights_fingerprint(bb), {k: list(v) if isinstance(v, tuple) else v for k, v in dc.items()},
-        data_fingerprint(gal['train']['path']), tcfg.epochs, tcfg.seed))
+        weights_fingerprint(bb), dc, data_fingerprint(gal['train']['path']), tcfg.epochs, tcfg.seed))
     res = train_head(feats['train'], gal['train']['class_id'].to_numpy(), fval, val['class_id'].to_numpy(), tcfg, run,
                      progress=progress, data_config=dc)
     head = load_model(res['best']).head
@@ -532,7 +530,7 @@ def run_demo(data=None, out=None, cfg: Config | None = None, n_products: int | N
                           'batch_size': 4 * p, 'k': 4, 'patience': 4})
     ckdir = artifact_dir(cfg, 'checkpoints', 'demo_head-' + fingerprint(
         weights_fingerprint(bb), data_fingerprint(tr['path']), data_fingerprint(va['path']),
-        {k: list(v) if isinstance(v, tuple) else v for k, v in dc.items()}, tcfg.to_dict()))
+        dc, tcfg.to_dict()))
     res = train_head(f['train'], tr['class_id'].to_numpy(), f['val'], va['class_id'].to_numpy(), tcfg, ckdir,
                      progress=progress, data_config=dc)
     model = load_query_model(res['best'], cfg=cfg)

@@ -97,6 +97,14 @@ def _transpose(a: np.ndarray, out: np.ndarray):
     torch.from_numpy(out).copy_(torch.from_numpy(a).t())
 
 # %% ../nbs/05_retrieval.ipynb #defdfbf1
+def _hits(nbr: np.ndarray, ql: np.ndarray, gl: np.ndarray) -> np.ndarray:
+    "Boolean `(n_query, L)`: is neighbour `nbr[i, j]` (a gallery row, -1 = none) of query `i`'s product?"
+    return (gl[np.where(nbr < 0, 0, nbr)] == ql[:, None]) & (nbr >= 0)
+
+def _first_hit(hit: np.ndarray) -> np.ndarray:
+    "Rank (1 = best) of the first `True` in each row of `hit`, 0 where there is none."
+    return np.where(hit.any(1), hit.argmax(1) + 1, 0)
+
 def relevant_counts(query_labels, gallery_labels=None) -> np.ndarray:
     "Number of relevant gallery items per query: same label, minus the query itself when `gallery_labels is None`."
     ql = np.asarray(query_labels)
@@ -121,9 +129,9 @@ def per_query_metrics(nbr_idx, query_labels, gallery_labels=None, ks=(1, 5, 10),
     need = max(max(pks, default=1), int(R.max(initial=0)), max(ks) if first_hit is None else 1)
     if L < min(need, len(gl) - (gallery_labels is None)):
         raise ValueError(f'{L} neighbours per query are too few for exact metrics: need {need} (max K or largest R)')
-    hit = (gl[np.where(nbr < 0, 0, nbr)] == ql[:, None]) & (nbr >= 0)
+    hit = _hits(nbr, ql, gl)
     ranks = np.arange(1, L + 1)
-    fh = np.where(hit.any(1), hit.argmax(1) + 1, 0) if first_hit is None else np.asarray(first_hit)
+    fh = _first_hit(hit) if first_hit is None else np.asarray(first_hit)
     out = dict(n_relevant=R, first_hit=fh)
     for K in ks: out[f'R@{K}'] = ((fh >= 1) & (fh <= K)).astype(np.float64)
     for K in pks: out[f'P@{K}'] = hit[:, :K].sum(1) / K
@@ -184,8 +192,7 @@ def evaluate(query_emb, query_labels, gallery_emb=None, gallery_labels=None, ks=
     _, idx = knn(query_emb, gallery_emb, L, exclude_self=gallery_emb is None, chunk_size=chunk_size, progress=progress)
     fh = None
     if max(ks) > L:
-        hit = (( ql if gl is None else gl)[np.where(idx < 0, 0, idx)] == ql[:, None]) & (idx >= 0)
-        fh = np.where(hit.any(1), hit.argmax(1) + 1, 0)
+        fh = _first_hit(_hits(idx, ql, ql if gl is None else gl))
         todo = (fh == 0) & (R > 0)
         if todo.any(): fh[todo] = first_hit_ranks(query_emb, ql, gallery_emb, gl, rows=todo, chunk_size=chunk_size)
     pq = per_query_metrics(idx, ql, gl, ks, n_relevant=R, precision_ks=pks, first_hit=fh)
@@ -422,9 +429,7 @@ def rerank_knn(query_emb, gallery_emb=None, k: int = 10, qe: int = 0, dba: int =
     q = _f32(query_emb); g = q if within else _f32(gallery_emb)
     if dba: g = database_augmentation(g, dba, alpha, chunk_size)
     ex = exclude_self or within
-    if qe:
-        s, i = knn(q, g, qe, exclude_self=ex, chunk_size=chunk_size)
-        q = _expand(q, s, g[np.where(i < 0, 0, i)], i >= 0, alpha)
+    if qe: q = query_expansion(q, g, qe, alpha, exclude_self=ex, chunk_size=chunk_size)
     return knn(q, None if (within and not dba and not qe) else g, k, exclude_self=ex, chunk_size=chunk_size)
 
 def evaluate_reranking(emb, labels, gallery_emb=None, gallery_labels=None, settings=None, ks=(1, 5, 10)) -> pd.DataFrame:

@@ -108,11 +108,13 @@ def _create_backbone(name: str, weights: str = 'random') -> nn.Module:
     from simsop.backbones import create_backbone
     return create_backbone(name, weights=weights)
 
+def _plain(dc: dict | None) -> dict:
+    "A data config with lists for tuples (plain types: checkpoint-safe)."
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in (dc or {}).items()}
+
 def _data_config(backbone: nn.Module, img_size: int | None = None) -> dict:
     from simsop.backbones import get_data_config
-    dc = dict(get_data_config(backbone))
-    if img_size: dc['input_size'] = (3, int(img_size), int(img_size))
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dc.items()}   # plain types: checkpoint-safe
+    return _plain(get_data_config(backbone, img_size))
 
 def build_model(cfg: TrainConfig, backbone: nn.Module | None = None) -> EmbeddingModel:
     "The `EmbeddingModel` of `cfg` (backbone from `cfg.backbone`/`cfg.weights` unless given)."
@@ -397,13 +399,14 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
     seed_everything(cfg.seed)
     given = model is not None
     model = model if given else build_model(cfg)
-    if not given and model.head.residual:   # head_init='pca': the linear path from the backbone's training features
+    dc = _data_config(model.backbone, cfg.img_size)
+    resuming = resume and (Path(out_dir)/'last.pt').exists()   # the checkpoint's weights replace the initial ones
+    if not given and model.head.residual and not resuming:   # head_init='pca': the linear path from the training features
         from simsop.backbones import extract_embeddings
-        model.head.init_pca(extract_embeddings(model.backbone, train_df, data_config=_data_config(model.backbone, cfg.img_size),
-                                               num_workers=cfg.num_workers, progress=False, device=device))
+        model.head.init_pca(extract_embeddings(model.backbone, train_df, data_config=dc, num_workers=cfg.num_workers,
+                                               progress=False, device=device))
     set_trainable(model, cfg.train_blocks)
     model.to(device)
-    dc = _data_config(model.backbone, cfg.img_size)
     tr_ds = SeededItems(ImageDataset(train_df, make_transform(dc, train=cfg.augment)), cfg.seed)
     plan = BatchPlan(train_df['class_id'].to_numpy(), cfg.p, cfg.k, seed=cfg.seed, rank=rank, world_size=world)
 
@@ -490,7 +493,7 @@ def train_head(train_feats, train_labels, val_feats, val_labels, cfg: TrainConfi
 
     spec = dict(backbone=cfg.backbone, weights=str(cfg.weights), in_features=head.in_features, hidden=head.hidden,
                 embed_dim=head.out_features, residual=head.residual,
-                data_config={k: (list(v) if isinstance(v, tuple) else v) for k, v in (data_config or {}).items()})
+                data_config=_plain(data_config))
     return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'head', spec, model_state, resume, progress, loss_fn,
                 eval_at_start=head.residual)
 
