@@ -81,6 +81,12 @@ def _tile(ax, im, colour, label, lw=4, fontsize=8):
 
 def _off(ax): ax.axis('off')
 
+def _row_tiles(axs, q, qc, idx, scores, g, k, size):
+    "Tiles of query `q`'s top-`k` gallery rows into `axs`: frame green for its product `qc`, red otherwise, with the cosine."
+    for c in range(k):
+        j = idx[q, c]; gc = g['class_id'].iat[j]
+        _tile(axs[c], thumbnail(g['path'].iat[j], size), HIT if gc == qc else MISS, f'#{c + 1} product {gc}\ncos {scores[q, c]:.3f}')
+
 def retrieval_grid(query_df: pd.DataFrame, queries, idx: np.ndarray, scores: np.ndarray, k: int = 5,
                    gallery_df: pd.DataFrame | None = None, title: str | None = None, size: int = 128):
     "Figure: one row per query in `queries` (rows of `query_df`), the query then its top-`k` with scores, hits green, misses red."
@@ -92,10 +98,7 @@ def retrieval_grid(query_df: pd.DataFrame, queries, idx: np.ndarray, scores: np.
     for r, q in enumerate(queries):
         qc = query_df['class_id'].iat[q]
         _tile(axs[r, 0], thumbnail(query_df['path'].iat[q], size), QUERY, f'query\nproduct {qc}')
-        for c in range(k):
-            j = idx[q, c]; gc = g['class_id'].iat[j]
-            _tile(axs[r, c + 1], thumbnail(g['path'].iat[j], size), HIT if gc == qc else MISS,
-                  f'#{c + 1} product {gc}\ncos {scores[q, c]:.3f}')
+        _row_tiles(axs[r, 1:], q, qc, idx, scores, g, k, size)
     if title: fig.suptitle(title, fontsize=11)
     fig.tight_layout(pad=.4)
     return fig
@@ -116,10 +119,7 @@ def compare_models_grid(query_df: pd.DataFrame, queries, runs: dict, k: int = 4,
         for m, name in enumerate(names):
             idx, sc = runs[name]; c0 = 1 + m * (k + 1)
             _off(axs[r, c0])
-            for c in range(k):
-                j = idx[q, c]; gc = g['class_id'].iat[j]
-                _tile(axs[r, c0 + 1 + c], thumbnail(g['path'].iat[j], size), HIT if gc == qc else MISS,
-                      f'#{c + 1} product {gc}\ncos {sc[q, c]:.3f}')
+            _row_tiles(axs[r, c0 + 1:], q, qc, idx, sc, g, k, size)
             if r == 0:
                 r1 = rank1_hits(query_df, idx, gallery_df).mean()
                 axs[0, c0 + 1].set_title(f'{name} (R@1 {r1:.3f})', loc='left', fontsize=10, fontweight='bold')
@@ -141,6 +141,10 @@ def save_parquet(df: pd.DataFrame, path) -> Path:
 
 # %% ../nbs/06_error_analysis.ipynb #37a81fc9
 BUCKETS = ('near-duplicate', 'same super-class', 'other super-class')
+
+def _super_names(names: pd.Series, ids: pd.Series) -> pd.Series:
+    "Super-class names, the id (as text) where a catalog has no names."
+    return names.where(names != '', ids.astype(str))
 
 def similarity_profile(emb: np.ndarray, df: pd.DataFrame, k: int = 50) -> pd.DataFrame:
     "Per image: cosine of its nearest other image of the same product (`pos`, NaN if none in the top `k`) and of another product (`neg`)."
@@ -188,7 +192,7 @@ def failure_taxonomy(query_emb: np.ndarray, query_df: pd.DataFrame, idx: np.ndar
 
 def taxonomy_table(tax: pd.DataFrame) -> pd.DataFrame:
     "Counts of rank-1 failures per query super-class (rows) and bucket (columns), with totals."
-    names = tax['query_super_class'].where(tax['query_super_class'] != '', tax['query_super_class_id'].astype(str))
+    names = _super_names(tax['query_super_class'], tax['query_super_class_id'])
     t = pd.crosstab(names.rename('super-class'), tax['bucket'], dropna=False).reindex(columns=list(BUCKETS), fill_value=0)
     t['total'] = t.sum(axis=1); t = t.sort_values('total', ascending=False)
     t.loc['all'] = t.sum(axis=0)
@@ -407,7 +411,7 @@ def read_projector(log_dir, name: str = 'embedding') -> dict:
 def per_superclass_recall(embs: dict, df: pd.DataFrame, ks=(1, 5, 10)) -> pd.DataFrame:
     "`simsop.retrieval.evaluate_per_superclass` for each model in `embs` (name -> embeddings): one row per (model, super-class)."
     from simsop.retrieval import evaluate_per_superclass
-    names = df['super_class'].where(df['super_class'] != '', df['super_class_id'].astype(str)).to_numpy()
+    names = _super_names(df['super_class'], df['super_class_id']).to_numpy()
     return pd.concat([evaluate_per_superclass(e, df['class_id'].to_numpy(), names, ks=ks).reset_index().assign(model=m)
                       for m, e in embs.items()], ignore_index=True)
 

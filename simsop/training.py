@@ -217,12 +217,10 @@ def gather_batch(emb: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
 
 def init_distributed(device: str) -> tuple[int, int, str]:
     "Join the torchrun process group if launched by torchrun (gloo on CPU, NCCL on GPU); return (rank, world, device)."
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    if world > 1 and not dist.is_initialized():
-        if str(device).startswith('cuda'):
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"; torch.cuda.set_device(device)
-        dist.init_process_group('nccl' if str(device).startswith('cuda') else 'gloo')
-    return (*_rank_world(), device)
+    from simsop.backbones import _dist_info   # joins the group: gloo on CPU, NCCL on GPU
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized() and str(device).startswith('cuda'):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"; torch.cuda.set_device(device)
+    return (*_dist_info(torch.device(device)), device)
 
 # %% ../nbs/04_training.ipynb #e2a2b55d
 CKPT_FORMAT = 'simsop-checkpoint/1'
