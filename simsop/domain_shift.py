@@ -369,14 +369,13 @@ class QueryPicker:
         "Run the current queries and show them (or their errors) in the output area."
         import ipywidgets as W
         from IPython.display import HTML
-        self.out.outputs = (); self.errors, frames = [], []
+        self.out.outputs = (); self.errors, frames, t = [], [], time.time()
         if not self.sources: self.status.value = ''; return
         try: s = self.searcher()
         except Exception as e:
             self.errors.append(f'cannot open catalog {self.catalog.value!r} with model {self.model.value!r}: {e}')
             self.out.append_display_data(HTML(render_error(self.errors[-1]))); self.status.value = ''; return
         for src, name in self.sources:
-            t = time.time()
             try:
                 im, res = run_query(s, src, name, k=self.k.value, mode=self.mode.value)
                 frames.append(res)
