@@ -3,6 +3,7 @@
 #   make demo         run the main job on the built-in synthetic catalog (ARGS="..." passes options to simsop_demo)
 #   make test         everything: library in sync, notebooks clean, nbdev_test, pytest, docs site in headless Chromium
 #   make docs         build the docs site offline (mkdocs) into build/site and check it in Chromium
+#   make docs-serve   serve build/site on http://127.0.0.1:8000 (PORT=...), where its search works
 #   make docs-quarto  nbdev_docs (needs Quarto) into _docs/
 #   make readme       README.md from nbs/index.ipynb
 #   make clean        remove build outputs (build/, _proc/, _docs/, site/); `make distclean` also removes .venv
@@ -19,7 +20,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo test docs docs-quarto readme chromium clean distclean
+.PHONY: venv demo test docs docs-serve docs-quarto readme chromium clean distclean
 
 venv: $(STAMP)
 
@@ -53,6 +54,11 @@ test: venv chromium
 docs: venv chromium
 	$(PY) tools/build_site.py
 	$(PY) tools/check_site.py
+
+# Serve the built site on loopback (search needs a web server: browsers run no search worker from file://).
+docs-serve:
+	@test -f build/site/index.html || { echo "no site yet: run make docs first" >&2; exit 1; }
+	$(PY) -m http.server --bind 127.0.0.1 --directory build/site $(or $(PORT),8000)
 
 docs-quarto: venv
 	$(VENV)/bin/nbdev_docs

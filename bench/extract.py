@@ -19,7 +19,8 @@ of the end-to-end embeddings. The last line printed is one JSON object.
     python bench/extract.py [--rounds 2] [--batch_size 64] [--limit N]
 """
 from __future__ import annotations
-import os, sys, json, time, argparse
+import os, sys, json, time
+from fastcore.script import call_parse
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import numpy as np, torch, torch.nn.functional as F
 from PIL import Image
@@ -50,40 +51,40 @@ def naive(model, paths, tf, batch_size, channels_last: bool = False):
     return len(paths) / (time.perf_counter() - t), torch.cat(out).numpy()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--rounds', type=int, default=2)
-    ap.add_argument('--batch_size', type=int, default=64)
-    ap.add_argument('--num_workers', type=int, default=None)
-    ap.add_argument('--limit', type=int, default=None, help='only the first N test images (smoke runs)')
-    a = ap.parse_args()
+@call_parse
+def main(rounds: int = 2,          # interleaved rounds; the best of them is reported
+         batch_size: int = 64,     # images per forward pass
+         num_workers: int = None,  # extraction DataLoader workers (default: automatic)
+         limit: int = None,        # only the first N test images (smoke runs)
+        ):
+    "Extraction throughput (model only, end to end, naive loop) on the Grocery test photos; last line JSON."
     root = shared_data('grocery')
     if root is None:
         print(json.dumps({'skipped': 'grocery data not found'})); return
     df = read_grocery(root, splits=('test',))
-    if a.limit: df = df.iloc[:a.limit].reset_index(drop=True)
+    if limit: df = df.iloc[:limit].reset_index(drop=True)
     paths = df.path.tolist()
     model = create_backbone(OFFLINE_ARCH, 'offline').to(memory_format=torch.channels_last)
     plain = create_backbone(OFFLINE_ARCH, 'offline').eval()      # the naive loop's model, as created
     dc = get_data_config(model, 224)
     tf = make_transform(dc)
-    print(f'{len(df)} images, {OFFLINE_ARCH} offline weights, 224 px, batch {a.batch_size}, '
+    print(f'{len(df)} images, {OFFLINE_ARCH} offline weights, 224 px, batch {batch_size}, '
           f'{os.cpu_count()} cores, torch threads {torch.get_num_threads()}', flush=True)
     t = time.perf_counter()
-    dl = torch.utils.data.DataLoader(ImageDataset(paths, tf), batch_size=a.batch_size, num_workers=os.cpu_count() or 1)
+    dl = torch.utils.data.DataLoader(ImageDataset(paths, tf), batch_size=batch_size, num_workers=os.cpu_count() or 1)
     x_all = torch.cat([x for x, _, _ in dl])         # the reference timm transform, decoded once, not timed
     print(f'pre-decoded {len(paths)} images in {time.perf_counter() - t:.1f} s', flush=True)
-    with torch.inference_mode(): model(x_all[:a.batch_size].contiguous(memory_format=torch.channels_last))   # warm-up
+    with torch.inference_mode(): model(x_all[:batch_size].contiguous(memory_format=torch.channels_last))   # warm-up
 
     res = {'model': [], 'e2e': [], 'naive': [], 'naive_cl': []}
     emb = ref = None
-    for r in range(a.rounds):
-        ips, ref = model_only(model, x_all, a.batch_size); res['model'].append(ips)
+    for r in range(rounds):
+        ips, ref = model_only(model, x_all, batch_size); res['model'].append(ips)
         t = time.perf_counter()
-        emb = extract_embeddings(model, df, dc, batch_size=a.batch_size, num_workers=a.num_workers, progress=False)
+        emb = extract_embeddings(model, df, dc, batch_size=batch_size, num_workers=num_workers, progress=False)
         res['e2e'].append(len(df) / (time.perf_counter() - t))
-        ips, nv = naive(plain, paths, tf, a.batch_size); res['naive'].append(ips)
-        ips, _ = naive(model, paths, tf, a.batch_size, channels_last=True); res['naive_cl'].append(ips)
+        ips, nv = naive(plain, paths, tf, batch_size); res['naive'].append(ips)
+        ips, _ = naive(model, paths, tf, batch_size, channels_last=True); res['naive_cl'].append(ips)
         print(f"round {r}: model {res['model'][-1]:.1f}  e2e {res['e2e'][-1]:.1f}  naive {res['naive'][-1]:.1f}  "
               f"naive+channels-last {res['naive_cl'][-1]:.1f} img/s "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
@@ -99,6 +100,3 @@ def main():
           f"{best['e2e'] / best['naive']:.2f} (target >= 1.3), R@1 = {m['R@1']:.4f} (target >= 0.90)")
     print(json.dumps(out))
 
-
-if __name__ == '__main__':
-    main()

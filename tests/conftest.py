@@ -29,6 +29,13 @@ def venv_bin(name: str) -> str:
     return str(p) if p.exists() else name
 
 
+def command(name: str) -> str:
+    "The installed console script `name` (pip's entry point next to this interpreter); fails clearly when it is missing."
+    p = Path(sys.executable).parent / name
+    if not p.exists(): pytest.fail(f'{p} not found: install the package (make venv) so that its commands exist')
+    return str(p)
+
+
 @pytest.fixture(scope='session')
 def executed():
     """Run every notebook once, as `nbdev_test` does (nbdev's `test_nb`, cwd nbs/, skip flags), two at a time, each in

@@ -3,16 +3,15 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
+from conftest import command
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cli(tmp_path):
-    "The command as its console_scripts entry point runs it: a script calling `simsop_dedup_cli()`."
-    f = tmp_path/'simsop_dedup'
-    f.write_text('import sys\nfrom simsop.analysis import simsop_dedup_cli\nsys.exit(simsop_dedup_cli())\n')
-    return [sys.executable, str(f)]
+    "The installed command."
+    return [command('simsop_dedup')]
 
 
 def _folder_catalog(tmp_path):
@@ -53,4 +52,4 @@ def test_dedup_cli_finds_planted_groups(tmp_path):
 def test_dedup_cli_names_missing_folder(tmp_path):
     cmd = _cli(tmp_path) + [str(tmp_path/'nope')]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert r.returncode != 0 and 'nope' in r.stderr
+    assert r.returncode == 1 and 'nope' in r.stderr and 'Traceback' not in r.stderr

@@ -1,45 +1,20 @@
-"""The six console scripts: `--help` explains every option; `simsop_index` / `simsop_query` / `simsop_eval` /
+"""The console scripts: `--help` explains every option; `simsop_index` / `simsop_query` / `simsop_eval` /
 `simsop_demo` run end to end on a small synthetic catalog, and bad HEIC files give one clear error line each.
 
-Each command runs as a subprocess exactly like its console_scripts entry point (`sys.exit(func())` from a script),
-using the installed `simsop_*` executable when there is one."""
+Each command runs as the installed `simsop_*` executable (pip's console_scripts entry point), and its exit status is
+checked: 0 on success, 1 on a user error (one `error:` line, no traceback), 2 on a usage error."""
 import importlib, inspect, json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
 from simsop.core import shared_data
+from conftest import command
 
 HEIC = shared_data('heic', quiet=True)
 ROOT = Path(__file__).resolve().parents[1]
 
-# console_scripts entry points (settings.ini): name -> (module, function)
-COMMANDS = {
-    'simsop_extract': ('simsop.backbones', ('simsop_extract', 'simsop_extract_cli')),
-    'simsop_train': ('simsop.training', ('simsop_train', 'simsop_train_cli')),
-    'simsop_eval': ('simsop.domain_shift', ('simsop_eval',)),
-    'simsop_index': ('simsop.domain_shift', ('simsop_index',)),
-    'simsop_query': ('simsop.domain_shift', ('simsop_query',)),
-    'simsop_demo': ('simsop.domain_shift', ('simsop_demo',)),
-}
-
-
-def entry(name):
-    "(module, function name) of a command, or None where the function is not there (yet)."
-    mod, fns = COMMANDS[name]
-    m = importlib.import_module(mod)
-    fn = next((f for f in fns if hasattr(m, f)), None)
-    return (mod, fn) if fn else None
-
-
-@pytest.fixture(scope='module')
-def bindir(tmp_path_factory):
-    "Scripts identical to what pip generates for console_scripts (used when the commands are not installed)."
-    d = tmp_path_factory.mktemp('bin')
-    for name in COMMANDS:
-        e = entry(name)
-        if e is None: continue
-        (d/name).write_text(f'import sys\nfrom {e[0]} import {e[1]}\nif __name__ == "__main__":\n    sys.exit({e[1]}())\n')
-    return d
+# console_scripts entry points (settings.ini): every command is the function of the same name in simsop.cli
+COMMANDS = ['simsop_extract', 'simsop_train', 'simsop_eval', 'simsop_index', 'simsop_query', 'simsop_dedup', 'simsop_demo']
 
 
 @pytest.fixture(scope='module')
@@ -50,21 +25,18 @@ def env(tmp_path_factory):
     return e
 
 
-def run(bindir, env, name, *args, timeout=600):
-    exe = shutil.which(name, path=str(Path(sys.executable).parent))
-    cmd = [exe] if exe else [sys.executable, str(bindir/name)]
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, env=env, timeout=timeout,
+def run(env, name, *args, timeout=600):
+    "Run the installed command `name` (its console_scripts entry point) with `args`."
+    return subprocess.run([command(name)] + [str(a) for a in args], capture_output=True, text=True, env=env, timeout=timeout,
                           cwd=str(ROOT))
 
 
-@pytest.mark.parametrize('name', list(COMMANDS))
-def test_help_explains_every_option(bindir, env, name):
+@pytest.mark.parametrize('name', COMMANDS)
+def test_help_explains_every_option(env, name):
     from fastcore.script import anno_parser
-    e = entry(name)
-    if e is None: pytest.skip(f'{name}: {COMMANDS[name][0]} has no CLI function yet')
-    f = getattr(importlib.import_module(e[0]), e[1])
+    f = getattr(importlib.import_module('simsop.cli'), name)
     f = getattr(f, '__wrapped__', f)
-    r = run(bindir, env, name, '--help', timeout=300)
+    r = run(env, name, '--help', timeout=300)
     assert r.returncode == 0, r.stderr
     out = ' '.join(r.stdout.split())
     actions = [a for a in anno_parser(f)._actions if a.dest not in ('help', 'pdb', 'xtra')]
@@ -77,9 +49,9 @@ def test_help_explains_every_option(bindir, env, name):
 
 
 @pytest.fixture(scope='module')
-def index_dir(bindir, env, tmp_path_factory):
+def index_dir(env, tmp_path_factory):
     out = tmp_path_factory.mktemp('idx')/'synthetic'
-    r = run(bindir, env, 'simsop_index', '--n_products', 12, '--img_size', 64, '--split', 'test', '--out', out, '--quiet')
+    r = run(env, 'simsop_index', '--n_products', 12, '--img_size', 64, '--split', 'test', '--out', out, '--quiet')
     assert r.returncode == 0, r.stderr[-3000:]
     assert (out/'searcher.json').exists() and (out/'index.faiss').exists() and 'indexed' in r.stdout
     return out
@@ -96,11 +68,11 @@ def table_rows(stdout):
 
 
 @pytest.mark.skipif(HEIC is None, reason='shared HEIC photos not found')
-def test_query_heic_prints_k_results(bindir, env, index_dir):
-    r = run(bindir, env, 'simsop_query', HEIC/'pug.heic', '--catalog', index_dir, '--k', 4)
+def test_query_heic_prints_k_results(env, index_dir):
+    r = run(env, 'simsop_query', HEIC/'pug.heic', '--catalog', index_dir, '--k', 4)
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(table_rows(r.stdout)) == 4 and 'pug.heic' in r.stdout
-    r = run(bindir, env, 'simsop_query', HEIC/'pug.heic', HEIC/'arrow.heic', '--catalog', index_dir, '--k', 3,
+    r = run(env, 'simsop_query', HEIC/'pug.heic', HEIC/'arrow.heic', '--catalog', index_dir, '--k', 3,
             '--json', '--mode', 'multi')
     assert r.returncode == 0, r.stderr[-3000:]
     res = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{')]
@@ -113,8 +85,8 @@ def test_query_heic_prints_k_results(bindir, env, index_dir):
 
 @pytest.mark.skipif(HEIC is None, reason='shared HEIC photos not found')
 @pytest.mark.parametrize('bad', ['corrupted.heic', 'truncated.heic', 'empty.heic'])
-def test_bad_heic_one_clear_error_line(bindir, env, index_dir, bad):
-    r = run(bindir, env, 'simsop_query', HEIC/bad, '--catalog', index_dir)
+def test_bad_heic_one_clear_error_line(env, index_dir, bad):
+    r = run(env, 'simsop_query', HEIC/bad, '--catalog', index_dir)
     assert r.returncode != 0
     errs = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(errs) == 1, r.stderr
@@ -123,36 +95,36 @@ def test_bad_heic_one_clear_error_line(bindir, env, index_dir, bad):
 
 
 @pytest.mark.skipif(HEIC is None, reason='shared HEIC photos not found')
-def test_folder_of_queries_good_and_bad(bindir, env, index_dir, tmp_path):
+def test_folder_of_queries_good_and_bad(env, index_dir, tmp_path):
     for f in ('pug.heic', 'corrupted.heic', 'empty.heic'): shutil.copy(HEIC/f, tmp_path/f)
     from PIL import Image
     Image.new('RGB', (50, 40), 'red').save(tmp_path/'red.png')
-    r = run(bindir, env, 'simsop_query', tmp_path, '--catalog', index_dir, '--k', 2)
+    r = run(env, 'simsop_query', tmp_path, '--catalog', index_dir, '--k', 2)
     assert r.returncode == 1
     assert len(table_rows(r.stdout)) == 4                      # pug.heic and red.png answered
     errs = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(errs) == 2 and any('corrupted.heic' in l for l in errs) and any('empty.heic' in l for l in errs)
 
 
-def test_query_without_index_is_a_clear_error(bindir, env, tmp_path):
+def test_query_without_index_is_a_clear_error(env, tmp_path):
     from PIL import Image
     Image.new('RGB', (50, 40), 'red').save(tmp_path/'red.png')
-    r = run(bindir, env, 'simsop_query', tmp_path/'red.png', '--catalog', tmp_path/'nope')
-    assert r.returncode == 2 and 'Traceback' not in r.stderr
+    r = run(env, 'simsop_query', tmp_path/'red.png', '--catalog', tmp_path/'nope')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr   # a user error (the folder): 1, one error line
     assert r.stderr.strip().count('\n') == 0 and 'nope' in r.stderr
 
 
-def test_eval_prints_metrics_json(bindir, env):
-    r = run(bindir, env, 'simsop_eval', '--n_products', 12, '--img_size', 64, '--quiet')
+def test_eval_prints_metrics_json(env):
+    r = run(env, 'simsop_eval', '--n_products', 12, '--img_size', 64, '--quiet')
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     for k in ('R@1', 'R@5', 'R@10', 'MAP@R'): assert 0 <= res[k] <= 1
     assert res['R@1'] <= res['R@5'] <= res['R@10'] and res['n_queries'] > 0
 
 
-def test_demo_small_end_to_end(bindir, env, tmp_path):
+def test_demo_small_end_to_end(env, tmp_path):
     out = tmp_path/'demo'
-    r = run(bindir, env, 'simsop_demo', '--n_products', 24, '--epochs', 3, '--out', out, '--quiet')
+    r = run(env, 'simsop_demo', '--n_products', 24, '--epochs', 3, '--out', out, '--quiet')
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'Before/after' in r.stdout and 'fine-tuned' in r.stdout and 'baseline' in r.stdout
     assert len(table_rows(r.stdout)) == 2
@@ -160,35 +132,48 @@ def test_demo_small_end_to_end(bindir, env, tmp_path):
         assert (out/f).exists(), f
     assert 'R@1' in (out/'report.md').read_text()
     if HEIC is not None:                                       # the demo's index answers phone photos
-        q = run(bindir, env, 'simsop_query', HEIC/'pug.heic', '--catalog', out/'index', '--k', 3, '--json')
+        q = run(env, 'simsop_query', HEIC/'pug.heic', '--catalog', out/'index', '--k', 3, '--json')
         assert q.returncode == 0, q.stderr[-3000:]
         assert len(json.loads(q.stdout.strip().splitlines()[-1])['results']) == 3
 
 
-def test_checkpoint_backbone_embedding(bindir, env, tmp_path):
+def test_checkpoint_backbone_embedding(env, tmp_path):
     "A full-mode checkpoint's fine-tuned backbone (`--embed backbone`) evaluates, indexes and answers queries like its head output."
     run_dir = tmp_path/'run'
-    r = run(bindir, env, 'simsop_train', '--n_products', 12, '--backbone', 'resnet10t', '--weights', 'random', '--img_size', 32,
+    r = run(env, 'simsop_train', '--n_products', 12, '--backbone', 'resnet10t', '--weights', 'random', '--img_size', 32,
             '--batch_size', 8, '--epochs', 1, '--out', run_dir, '--quiet')
     assert r.returncode == 0, r.stderr[-3000:]
     best = run_dir/'best.pt'
     res = {}
     for e in ('head', 'backbone'):
-        r = run(bindir, env, 'simsop_eval', '--n_products', 12, '--model', best, '--embed', e, '--json', '--quiet')
+        r = run(env, 'simsop_eval', '--n_products', 12, '--model', best, '--embed', e, '--json', '--quiet')
         assert r.returncode == 0, r.stderr[-3000:]
         res[e] = json.loads(r.stdout.strip().splitlines()[-1])
         assert res[e]['embed'] == e and 0 <= res[e]['MAP@R'] <= 1
     assert res['head']['R@1'] != res['backbone']['R@1'] or res['head']['MAP@R'] != res['backbone']['MAP@R']
     for e, dim in (('head', 256), ('backbone', 512)):          # resnet10t: 512-d pooled features; the head: 256-d
-        r = run(bindir, env, 'simsop_index', '--n_products', 12, '--model', best, '--embed', e, '--out', tmp_path/e, '--quiet')
+        r = run(env, 'simsop_index', '--n_products', 12, '--model', best, '--embed', e, '--out', tmp_path/e, '--quiet')
         assert r.returncode == 0, r.stderr[-3000:]
         info = json.loads((tmp_path/e/'searcher.json').read_text())
         assert info['dim'] == dim and info['model']['embed'] == e and info['model']['checkpoint'] == str(best.resolve())
         assert info['data_config']['input_size'] == [3, 32, 32]   # the checkpoint's input size, not the config's
     from PIL import Image
     Image.new('RGB', (40, 40), (200, 30, 30)).save(tmp_path/'red.png')
-    q = run(bindir, env, 'simsop_query', tmp_path/'red.png', '--catalog', tmp_path/'backbone', '--k', 3, '--json')
+    q = run(env, 'simsop_query', tmp_path/'red.png', '--catalog', tmp_path/'backbone', '--k', 3, '--json')
     assert q.returncode == 0, q.stderr[-3000:]
     assert len(json.loads(q.stdout.strip().splitlines()[-1])['results']) == 3
-    r = run(bindir, env, 'simsop_eval', '--n_products', 12, '--embed', 'backbone', '--quiet')   # no checkpoint: a clear error
+    r = run(env, 'simsop_eval', '--n_products', 12, '--embed', 'backbone', '--quiet')   # no checkpoint: a clear error
     assert r.returncode != 0 and 'needs a checkpoint' in r.stderr and 'Traceback' not in r.stderr
+
+
+@pytest.mark.parametrize('k', [0, -1])
+def test_query_k_below_one_is_a_usage_error(env, index_dir, tmp_path, k):
+    from PIL import Image
+    Image.new('RGB', (40, 40), 'red').save(tmp_path/'red.png')
+    r = run(env, 'simsop_query', tmp_path/'red.png', '--catalog', index_dir, '--k', k)
+    assert r.returncode == 2 and '--k must be at least 1' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_unknown_choice_is_a_usage_error(env):
+    r = run(env, 'simsop_eval', '--embed', 'neck')
+    assert r.returncode == 2 and "invalid choice: 'neck'" in r.stderr

@@ -10,6 +10,13 @@ import build_site, check_site
 from render_readme import split_directives
 
 SHOTS = BUILD / 'docs' / 'screenshots'
+# Close-ups every build screenshots (and fails without): the rendered SupCon formula, the extraction cell, the picker.
+CLOSEUPS = {
+    'losses': {'formula': "document.querySelector('.MathJax_Display')"},
+    'backbones': {'extraction': "Array.from(document.querySelectorAll('.jp-Cell')).find(c => "
+                                "c.innerText.includes('emb = extract_embeddings(bb, sub'))"},
+    'search': {'picker': "(document.querySelector('.simsop-picker-static') || {closest: () => null}).closest('.jp-Cell')"},
+}
 _re_fig = re.compile(r'\bplt\.|\.plot\(|\bimshow\(|\bplt\.subplots\(|\.savefig\(|\bshow_images?\(|\bplot_\w+\(')
 
 
@@ -70,7 +77,7 @@ def test_page_in_chromium(nb, site, browser):
     assert p['page'], f"no page for {nb.name}: {p.get('proc_error')}"
     html = Path(site['site']) / p['page']
     expect = p['images'] > 0 or makes_figures(nb)
-    r = check_site.check_page(browser, html, expect, SHOTS / (Path(p['page']).stem + '.png'))
+    r = check_site.check_page(browser, html, expect, SHOTS / (Path(p['page']).stem + '.png'), CLOSEUPS.get(Path(p['page']).stem))
     assert not r['problems'], f"{p['page']} ({nb.name}): {'; '.join(r['problems'])}"
     assert r['n_img'] >= p['images'], f"{p['page']}: notebook has {p['images']} image outputs, page shows {r['n_img']}"
     assert r['h1'].strip(), f"{p['page']} has no title"
@@ -80,3 +87,28 @@ def test_page_in_chromium(nb, site, browser):
                 'code, so move their imports into an import-only cell: ' + '; '.join(mixed)) if mixed else ''
         pytest.fail(f"nbdev's docs processing of {nb.name} failed (as nbdev_docs would; page made without show_doc):"
                     f"\n{p['proc_error'][:3000]}{hint}")
+
+
+def test_search_finds_a_page(site, browser, tmp_path):
+    "The site served on loopback (as `make docs-serve` does): typing a word in the search box lists the page that holds it."
+    import functools, http.server, threading
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=site['site'])
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        d = browser.driver
+        d.get(f'http://127.0.0.1:{srv.server_address[1]}/index.html')
+        WebDriverWait(d, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, 'label[for="__search"], .md-search__input'))
+        box = d.find_element(By.CSS_SELECTOR, 'input.md-search__input')
+        d.execute_script("document.querySelector('#__search').checked = true;")
+        box.send_keys('supervised contrastive'); box.send_keys(Keys.ENTER)
+        hits = WebDriverWait(d, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, '.md-search-result__item a'))
+        hrefs = [h.get_attribute('href') for h in hits]
+        assert any('losses.html' in h for h in hrefs), hrefs[:10]
+        d.save_screenshot(str(SHOTS / 'search.png'))
+    finally:
+        srv.shutdown(); srv.server_close()

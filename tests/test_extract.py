@@ -5,6 +5,7 @@ import os, sys, time, signal, shutil, subprocess, textwrap
 from pathlib import Path
 import numpy as np
 import pytest
+from conftest import command
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from simsop.data import make_synthetic_sop, read_sop
@@ -128,13 +129,11 @@ def test_torchrun_two_processes(catalog, reference, tmp_path):
 def test_cli(catalog, model, tmp_path):
     root, df = catalog
     out = tmp_path/'test_emb.npy'
-    script = tmp_path/'simsop_extract'         # what the console_scripts entry point generates
-    script.write_text('import sys\nfrom simsop.backbones import simsop_extract\n'
-                      'if __name__ == "__main__": sys.exit(simsop_extract() is None)\n')
     args = [str(root), '--split', 'test', '--img_size', str(SIZE), '--out', str(out), '--cache_dir', str(tmp_path/'c'),
             '--quiet']
-    r = subprocess.run([sys.executable, str(script), *args], env=_env(), capture_output=True, text=True, timeout=300)
+    r = subprocess.run([command('simsop_extract'), *args], env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.strip() == '' and str(out) in r.stdout     # success: exit 0, the output named on stdout
     import pandas as pd
     rows = pd.read_parquet(out.with_suffix('.parquet'))
     test = df[df.split == 'test'].reset_index(drop=True)

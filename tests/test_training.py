@@ -3,6 +3,7 @@ import os, sys, json, random, shutil, signal, subprocess, time
 from pathlib import Path
 import pytest
 import torch
+from conftest import command
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONUNBUFFERED='1')
 TINY = ['--backbone', 'resnet10t', '--weights', 'random', '--img_size', '32', '--batch_size', '16', '--k', '4',
@@ -16,7 +17,7 @@ def catalog(tmp_path_factory):
 
 
 def _cmd(data, out, *extra):
-    return [sys.executable, '-m', 'simsop.training', '--data', str(data), '--out', str(out), *TINY, *extra]
+    return [command('simsop_train'), '--data', str(data), '--out', str(out), *TINY, *extra]
 
 
 def _run(cmd, timeout=180):
@@ -71,8 +72,7 @@ def test_torchrun_two_processes_follow_single_process(catalog, tmp_path):
     torchrun = shutil.which('torchrun') or str(Path(sys.executable).parent / 'torchrun')
     extra = ['--epochs', '1', '--max_steps', '6', '--amp', 'off']
     _, single = _run(_cmd(catalog, tmp_path / 'single', *extra))
-    cmd = [torchrun, '--standalone', '--nproc_per_node', '2', '-m', 'simsop.training',
-           *_cmd(catalog, tmp_path / 'ddp', *extra)[3:]]
+    cmd = [torchrun, '--standalone', '--nproc_per_node', '2', *_cmd(catalog, tmp_path / 'ddp', *extra)]
     _, ddp = _run(cmd, timeout=240)
     a, b = _ckpt(tmp_path / 'single' / 'last.pt'), _ckpt(tmp_path / 'ddp' / 'last.pt')
     la, lb = [h['loss'] for h in a['history']], [h['loss'] for h in b['history']]

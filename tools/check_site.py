@@ -2,7 +2,11 @@
 """Open every page of the built docs site in headless Chromium and check it; save a screenshot of each.
 
 A page fails if its file is missing, it does not load, its article has (almost) no text, any `<img>` is broken
-(`!img.complete || img.naturalWidth == 0`), or it should show figures (its notebook made image outputs) and shows none.
+(`!img.complete || img.naturalWidth == 0`), it should show figures (its notebook made image outputs) and shows none,
+it shows raw TeX (`$$`, `\frac`: MathJax did not render), progress-bar text, a widget's text repr (`VBox(children=`),
+a machine path (`/tmp/...`), a link to a page or an in-page anchor (`#name`, the table of contents included) that does
+not exist, a script or style loaded from another host, or it could not be screenshot down to its end (the page is
+shot in tiles: `<page>.png` is the top, `<page>_partNN.png` the rest).
 
     python tools/check_site.py [--summary build/docs/summary.json] [--shots build/docs/screenshots]
 
@@ -55,15 +59,84 @@ const art = document.querySelector('article') || document.body;
 return {title: document.title,
         h1: (document.querySelector('article h1') || {}).textContent || '',
         text_len: (art.innerText || '').trim().length,
+        text: document.body.innerText || '',
         n_img: imgs.length,
         broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => (i.getAttribute('src') || '').slice(0, 80)),
         n_cells: document.querySelectorAll('.jp-Cell, .jupyter-wrapper .cell').length,
+        n_math: document.querySelectorAll('.MathJax_Display, .MathJax').length,
+        ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
+        external: Array.from(document.querySelectorAll('script[src], link[rel=stylesheet][href]'))
+                       .map(e => e.getAttribute('src') || e.getAttribute('href')).filter(u => /^(https?:)?\\/\\//.test(u)),
         links: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))};
 """
+_JS_MATH_DONE = """
+if (typeof MathJax === 'undefined') return true;
+return !!(MathJax.isReady && MathJax.Hub && MathJax.Hub.queue && MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running);
+"""
+_re_raw_tex = re.compile(r'\$\$|\\(frac|mathcal|sum|exp|log)\b')
+_re_bar = re.compile(r'\d+%\|.*\|.*(\[|it/s|s/it)')
+_re_machine_path = re.compile(r'(?<![\w.])(/tmp/|/root/|/home/[\w.-]+/|/work/|/private/var/)[\w.-]')
+_id_cache: dict = {}
 
 
-def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None = None) -> dict:
-    "Load `html` and return its state with a list of `problems` (empty when the page is fine)."
+def page_ids(html: Path) -> set:
+    "The element ids of a built page (anchors a link may point to)."
+    if html not in _id_cache: _id_cache[html] = set(re.findall(r'\bid="([^"]+)"', html.read_text(encoding='utf-8', errors='replace')))
+    return _id_cache[html]
+
+
+def content_problems(st: dict) -> list[str]:
+    "What a reader should never see on a page: raw TeX, progress bars, widget reprs, machine paths, remote assets."
+    text, out = st['text'], []
+    if m := _re_raw_tex.search(text): out.append(f'raw TeX math on the page (MathJax did not render it): {text[max(0, m.start() - 30):m.end() + 30]!r}')
+    if bars := [l for l in text.splitlines() if _re_bar.search(l)]: out.append(f'{len(bars)} progress-bar line(s), e.g. {bars[0][:80]!r}')
+    if 'VBox(children=' in text or 'HBox(children=' in text: out.append('a widget shows its text repr (VBox(children=...)) instead of a static rendering')
+    if m := _re_machine_path.search(text): out.append(f'a machine path on the page: {text[max(0, m.start() - 20):m.end() + 40]!r}')
+    if st.get('external'): out.append(f"assets loaded from another host: {st['external'][:3]}")
+    return out
+
+
+def dead_links(html: Path, hrefs, ids_here: set) -> list[str]:
+    "Links inside the site (no scheme) whose file, or whose `#anchor` in that file, does not exist."
+    dead = []
+    for href in set(hrefs):
+        if re.match(r'^[a-z][a-z0-9+.-]*:', href, re.I) or href.startswith('//') or href in ('#', ''): continue
+        path, _, frag = unquote(href).partition('#')
+        target = (html.parent / path.split('?')[0]).resolve() if path else html.resolve()
+        if target.is_dir(): target = target / 'index.html'
+        if not target.exists(): dead.append(href); continue
+        if frag and target.suffix == '.html' and frag not in (ids_here if target == html.resolve() else page_ids(target)): dead.append(href)
+    return sorted(dead)
+
+
+def screenshot_tiles(d, shot: Path, step: int = 1800) -> tuple[list[Path], bool]:
+    "Screenshots of the whole page, top to bottom (`shot`, then `shot_partNN.png`); True when the tiles reached its end."
+    d.set_window_size(1280, 2000)
+    total = int(d.execute_script('return document.documentElement.scrollHeight'))
+    files, y = [], 0
+    while True:
+        d.execute_script('window.scrollTo(0, arguments[0]);', y)
+        f = shot if not files else shot.with_name(f'{shot.stem}_part{len(files):02d}.png')
+        d.save_screenshot(str(f)); files.append(f)
+        seen = int(d.execute_script('return window.scrollY + window.innerHeight'))
+        if seen >= total or len(files) >= 60: break
+        y += step
+    d.execute_script('window.scrollTo(0, 0);')
+    return files, seen >= total
+
+
+def element_shot(d, js: str, path: Path) -> bool:
+    "Screenshot of the element the JS expression `js` returns (scrolled clear of the sticky header); False if none."
+    el = d.execute_script(f'const e = ({js}); if (e) e.scrollIntoView({{block: "center"}}); return e;')
+    if el is None: return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    el.screenshot(str(path))
+    return True
+
+
+def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None = None, closeups: dict | None = None) -> dict:
+    """Load `html` and return its state with a list of `problems` (empty when the page is fine); `closeups` maps a
+    screenshot name to a JS expression giving an element of the page to shoot (missing element: a problem)."""
     res = dict(page=html.name, problems=[])
     if not html.exists():
         res['problems'].append(f'missing page {html}')
@@ -74,26 +147,24 @@ def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None =
     WebDriverWait(d, 30).until(lambda d: d.execute_script('return document.readyState') == 'complete')
     # wait for images still decoding (data: URIs are quick, but be fair to big figures)
     WebDriverWait(d, 30).until(lambda d: d.execute_script('return Array.from(document.images).every(i => i.complete)'))
+    try: WebDriverWait(d, 60).until(lambda d: d.execute_script(_JS_MATH_DONE))
+    except Exception: res['problems'].append('MathJax did not finish typesetting within 60 s')
     st = d.execute_script(_JS_STATE)
-    res.update(st)
+    res.update({k: v for k, v in st.items() if k not in ('text', 'ids', 'links')})
     if st['text_len'] < 40: res['problems'].append(f"page is empty (article text {st['text_len']} chars)")
     if st['broken']: res['problems'].append(f"{len(st['broken'])} broken image(s): {st['broken'][:3]}")
-    dead = []
-    for href in set(st.pop('links')):  # links inside the site (no scheme, not a bare #anchor) must reach a file
-        if re.match(r'^[a-z][a-z0-9+.-]*:', href, re.I) or href.startswith(('#', '//')): continue
-        target = (html.parent / unquote(href.split('#')[0].split('?')[0])).resolve()
-        if target.is_dir(): target = target / 'index.html'
-        if not target.exists(): dead.append(href)
-    if dead: res['problems'].append(f'{len(dead)} dead link(s): {sorted(dead)[:5]}')
+    res['problems'] += content_problems(st)
+    if dead := dead_links(html, st['links'], set(st['ids'])): res['problems'].append(f'{len(dead)} dead link(s) or anchor(s): {dead[:6]}')
     n_fig = st['n_img']
     if expect_images and n_fig == 0: res['problems'].append('notebook makes figures but the page shows no image')
     if shot is not None:
         shot.parent.mkdir(parents=True, exist_ok=True)
-        h = d.execute_script('return Math.min(document.body.scrollHeight, 12000)')
-        d.set_window_size(1280, max(800, int(h)))
-        d.save_screenshot(str(shot))
-        d.set_window_size(1280, 2000)
-        res['screenshot'] = str(shot)
+        for old in shot.parent.glob(f'{shot.stem}_part*.png'): old.unlink()
+        tiles, to_end = screenshot_tiles(d, shot)
+        res['screenshot'], res['tiles'] = str(shot), len(tiles)
+        if not to_end: res['problems'].append(f'the screenshots stop before the end of the page ({len(tiles)} tiles)')
+        for name, js in (closeups or {}).items():
+            if not element_shot(d, js, shot.with_name(f'{shot.stem}_{name}.png')): res['problems'].append(f'no element for close-up {name!r}: {js}')
         if n_fig:  # and a close-up of the first figure, which a long page's screenshot may not reach
             from selenium.webdriver.common.by import By
             el = d.find_elements(By.CSS_SELECTOR, 'article img')
