@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
 
 NOTEBOOK = '''import os
 os.environ['SIMSOP_DEVICE'] = 'cpu'
-from simsop.domain_shift import Searcher, QueryPicker
+from simsop.search import Searcher, QueryPicker
 s = Searcher.load({index!r})
 picker = QueryPicker({{('synthetic test split', 'offline EfficientNet-Lite0'): s}}, queries=s.catalog.head(8), k={k})
 picker'''
@@ -31,7 +31,7 @@ def free_port() -> int:
 def saved_index(tmp_path_factory):
     from simsop.core import Config
     from simsop.data import synthetic_catalog
-    from simsop.domain_shift import Searcher
+    from simsop.search import Searcher
     cfg = Config(artifacts=tmp_path_factory.mktemp('artifacts'), img_size=64, device='cpu', num_workers=0)
     df = synthetic_catalog(cfg, n_products=12)
     out = tmp_path_factory.mktemp('index')/'synthetic'

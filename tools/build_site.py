@@ -134,6 +134,7 @@ def proc_all(staged: list[Path], base: Path, jobs: int = 2) -> tuple[Path, dict,
 _re_pandoc_attr = re.compile(r'(\]\([^)\s]*\))\{[^}\n]*\}')
 _re_link = re.compile(r'\[([^\]]*)\]\([^)\s]*\)')
 _re_nb_link = re.compile(r'\]\((?:\.\./)?nbs/(\d+[a-zA-Z0-9]*_)?([\w-]+)\.ipynb(#[^)]*)?\)')
+_re_dotted = re.compile(r'\]\(([\w-]+\.html)?#([\w]+\.[\w.]+)\)')
 _re_bar = re.compile(r'\d+%\|.*\|.*(\[|it/s|s/it)|^\s*\d+it \[')   # a tqdm progress line
 MATHJAX = 'assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe'
 
@@ -148,10 +149,11 @@ def _fix_md(s: str, host: str) -> str:
     without it); no links inside headings (their anchors must match the table of contents); no Pandoc attributes."""
     if host: s = s.replace(f']({host}', '](')
     s = _re_nb_link.sub(lambda m: f']({m.group(2)}.html{m.group(3) or ""})', s)
+    s = _re_dotted.sub(lambda m: f']({m.group(1) or ""}#{m.group(2).replace(".", "").lower()})', s)   # nbdev's `#Index.search` -> mkdocs' `#indexsearch`
     git = _cfg().get('git_url', '').rstrip('/')
     if git and git in s:
         s = s.replace(git, repo_url()) if repo_url() else re.sub(r'\[(source|\[source\])\]\(' + re.escape(git) + r'[^)]*\)', '', s)
-    s = '\n'.join(_re_link.sub(r'\1', l) if l.lstrip().startswith('#') else l for l in s.split('\n'))
+    s = '\n'.join(_re_link.sub(r'\1', l).replace('`', '') if l.lstrip().startswith('#') else l for l in s.split('\n'))
     return _re_pandoc_attr.sub(r'\1', s)
 
 
@@ -210,6 +212,7 @@ def mkdocs_nb(proc: Path, out: Path, host: str) -> dict:
         if not code.strip() and not c.get('outputs'): continue
         cells.append(c)
     nb['cells'] = cells
+    nb.get('metadata', {}).pop('widgets', None)   # no widget state: nbconvert would load a widget manager from a CDN
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
     return dict(title=title or page_name(proc), images=n_img)

@@ -60,6 +60,7 @@ return {title: document.title,
         h1: (document.querySelector('article h1') || {}).textContent || '',
         text_len: (art.innerText || '').trim().length,
         text: document.body.innerText || '',
+        output_text: Array.from(document.querySelectorAll('.jp-OutputArea, .output_area')).map(e => e.innerText).join('\\n'),
         n_img: imgs.length,
         broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => (i.getAttribute('src') || '').slice(0, 80)),
         n_cells: document.querySelectorAll('.jp-Cell, .jupyter-wrapper .cell').length,
@@ -91,7 +92,7 @@ def content_problems(st: dict) -> list[str]:
     if m := _re_raw_tex.search(text): out.append(f'raw TeX math on the page (MathJax did not render it): {text[max(0, m.start() - 30):m.end() + 30]!r}')
     if bars := [l for l in text.splitlines() if _re_bar.search(l)]: out.append(f'{len(bars)} progress-bar line(s), e.g. {bars[0][:80]!r}')
     if 'VBox(children=' in text or 'HBox(children=' in text: out.append('a widget shows its text repr (VBox(children=...)) instead of a static rendering')
-    if m := _re_machine_path.search(text): out.append(f'a machine path on the page: {text[max(0, m.start() - 20):m.end() + 40]!r}')
+    if m := _re_machine_path.search(ot := st.get('output_text', '')): out.append(f'a machine path in an output: {ot[max(0, m.start() - 20):m.end() + 40]!r}')
     if st.get('external'): out.append(f"assets loaded from another host: {st['external'][:3]}")
     return out
 
@@ -150,7 +151,7 @@ def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None =
     try: WebDriverWait(d, 60).until(lambda d: d.execute_script(_JS_MATH_DONE))
     except Exception: res['problems'].append('MathJax did not finish typesetting within 60 s')
     st = d.execute_script(_JS_STATE)
-    res.update({k: v for k, v in st.items() if k not in ('text', 'ids', 'links')})
+    res.update({k: v for k, v in st.items() if k not in ('text', 'output_text', 'ids', 'links')})
     if st['text_len'] < 40: res['problems'].append(f"page is empty (article text {st['text_len']} chars)")
     if st['broken']: res['problems'].append(f"{len(st['broken'])} broken image(s): {st['broken'][:3]}")
     res['problems'] += content_problems(st)
