@@ -4,7 +4,7 @@
 R@1/R@5 for the off-the-shelf backbone and the fast-mode fine-tuned model, each with the query-time options
 (full photo, centre crop, flip averaging, multi-crop + flip averaging).
 
-    python bench/domain_shift.py [--img_size 128] [--max_per_class N] [--epochs 10] [--grocery PATH]
+    python bench/domain_shift.py [--img_size 128] [--per_product N] [--epochs 10] [--grocery PATH]
 
 Run by hand (not in CI). Embeddings (catalogs and every query's 12 views) are cached under artifacts/embeddings, the
 head checkpoint under artifacts/checkpoints, so a rerun takes seconds. Writes artifacts/reports/domain_shift/
@@ -21,7 +21,7 @@ from simsop.domain_shift import domain_shift_benchmark, benchmark_summary, bench
 @call_parse
 def main(grocery: str = None,        # Grocery Store Dataset folder (default: ../shared/data/grocery)
          img_size: int = None,       # backbone input size (default: Config().img_size)
-         max_per_class: int = None,  # at most N test photos per product (default: all)
+         per_product: int = None,  # at most N test photos per product (default: all)
          epochs: int = None,         # head-training epochs (early stopping on the val photos)
          crop: float = 0.7,          # side fraction kept by the centre and corner crops
          artifacts: str = None,      # artifacts folder (caches, checkpoint, report; default: the project's)
@@ -32,13 +32,13 @@ def main(grocery: str = None,        # Grocery Store Dataset folder (default: ..
     if root is None: sys.exit('error: the Grocery Store Dataset was not found (pass --grocery PATH)')
     cfg = Config(**{k: v for k, v in dict(artifacts=artifacts, device='cpu', img_size=img_size).items() if v is not None})
     t0 = time.time()
-    table = domain_shift_benchmark(root, cfg, max_per_class=max_per_class, crop=crop, epochs=epochs,
+    table = domain_shift_benchmark(root, cfg, per_product=per_product, crop=crop, epochs=epochs,
                                    progress=not quiet)
     secs = time.time() - t0
     out = artifact_dir(cfg, 'reports', 'domain_shift')
     wide = benchmark_table(table)
     table.to_csv(out/'benchmark.csv', index=False)
-    info = dict(table.attrs, seconds=round(secs, 1), max_per_class=max_per_class, crop=crop)
+    info = dict(table.attrs, seconds=round(secs, 1), per_product=per_product, crop=crop)
     with atomic_write(out/'benchmark.md', 'w') as f:
         f.write(f"Grocery domain shift: {info}\n\n{wide.to_markdown(floatfmt='.3f')}\n")
     print(wide.to_markdown(floatfmt='.3f'))

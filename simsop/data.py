@@ -335,7 +335,7 @@ class PKSampler(Sampler):
         for b in self.batches()[self.start:]: yield self._rank_part(b)
     def __len__(self): return len(self.batches()) - self.start
 
-# %% ../nbs/01_data.ipynb #61e7f8de
+# %% ../nbs/01_data.ipynb #a4009edf
 SOP_SUPER_CLASSES = ['bicycle', 'cabinet', 'chair', 'coffee_maker', 'fan', 'kettle', 'lamp', 'mug', 'sofa',
                      'stapler', 'table', 'toaster']
 
@@ -412,7 +412,7 @@ def _products(n_products: int, rng) -> list[dict]:
         prods.append(base)
     return prods
 
-def make_synthetic_sop(root, n_products: int = 120, seed: int = 0, size: int = 96, views=(2, 12),
+def make_synthetic_sop(root, n_products: int = 120, seed: int = 0, size: int = 96, per_product=(2, 12),
                        train_frac: float = 0.5, progress: bool = False) -> Path:
     "Write a synthetic catalog in the SOP layout (`Ebay_train.txt`, `Ebay_test.txt`, `Ebay_info.txt`, JPEGs) to `root`."
     root = Path(root); rng = np.random.default_rng(seed)
@@ -423,7 +423,7 @@ def make_synthetic_sop(root, n_products: int = 120, seed: int = 0, size: int = 9
         cid = p['id'] + 1; sname = SOP_SUPER_CLASSES[p['super']]
         obj = _product_image(p, size)
         folder = root/f'{sname}_final'; folder.mkdir(parents=True, exist_ok=True)
-        for v in range(int(rng.integers(views[0], views[1] + 1))):
+        for v in range(int(rng.integers(per_product[0], per_product[1] + 1))):
             iid += 1; rel = f'{sname}_final/{900000 + cid}_{v}.JPG'
             with atomic_write(root/rel) as f: _view(obj, size, rng).save(f, 'JPEG', quality=90)
             lines['train' if cid <= n_train else 'test'].append(f'{iid} {cid} {p["super"] + 1} {rel}')

@@ -16,7 +16,7 @@ from .search import QUERY_MODES, model_parts, view_features, pool_views
 # %% auto #0
 __all__ = ['domain_shift_benchmark', 'benchmark_summary', 'benchmark_table']
 
-# %% ../nbs/08_domain_shift.ipynb #5f780e12
+# %% ../nbs/08_domain_shift.ipynb #12f1d4dd
 def _views_cached(model, paths, dc: dict, crop: float, cache_dir, progress: bool) -> np.ndarray:
     "`view_features(..., 'multi')` of `paths`, cached in `cache_dir` under a key of the files, the weights and `dc`."
     key = fingerprint('views-v1', data_fingerprint(paths), weights_fingerprint(model_parts(model)[0]), dc, crop)
@@ -27,16 +27,16 @@ def _views_cached(model, paths, dc: dict, crop: float, cache_dir, progress: bool
         with atomic_write(f) as fh: np.save(fh, v)
     return v
 
-def _per_class(df: pd.DataFrame, n: int | None, seed: int = 0) -> pd.DataFrame:
+def _sample_per_product(df: pd.DataFrame, n: int | None, seed: int = 0) -> pd.DataFrame:
     if not n: return df.reset_index(drop=True)
     return pd.concat([g.sample(min(n, len(g)), random_state=seed) for _, g in df.groupby('class_id')]).sort_index().reset_index(drop=True)
 
-def domain_shift_benchmark(root=None, cfg: Config | None = None, max_per_class: int | None = None,
+def domain_shift_benchmark(root=None, cfg: Config | None = None, per_product: int | None = None,
                            modes=tuple(QUERY_MODES), crop: float = 0.7, epochs: int | None = None,
                            progress: bool = True) -> pd.DataFrame:
     "R@1/R@5 of Grocery test photos against the iconic catalog and the train photos, per model and query mode."
     cfg = cfg or Config(); root = Path(root or shared_data('grocery'))
-    queries = _per_class(read_grocery(root, ('test',)), max_per_class)
+    queries = _sample_per_product(read_grocery(root, ('test',)), per_product)
     gal = {'iconic': read_grocery_catalog(root), 'train': read_grocery(root, ('train',))}
     val = read_grocery(root, ('val',))
     bb = create_backbone(cfg.backbone, cfg.weights); dc = get_data_config(bb, cfg.img_size)

@@ -237,7 +237,7 @@ def evaluate_per_superclass(query_emb, query_labels, super_labels, gallery_emb=N
     "Metrics per super-class of the query (plus an `all` row), with the number of queries evaluated in each."
     return evaluate(query_emb, query_labels, gallery_emb, gallery_labels, ks, super_labels, chunk_size)['per_superclass']
 
-# %% ../nbs/05_retrieval.ipynb #b6830f0d
+# %% ../nbs/05_retrieval.ipynb #7b3670e9
 def pml_metrics(query_emb, query_labels, gallery_emb=None, gallery_labels=None) -> dict:
     "The reference: pytorch-metric-learning's AccuracyCalculator (precision_at_1, r_precision, MAP@R), on CPU."
     import logging
@@ -250,12 +250,12 @@ def pml_metrics(query_emb, query_labels, gallery_emb=None, gallery_labels=None) 
     else: r = ac.get_accuracy(q, ql, _f32(gallery_emb), np.asarray(gallery_labels), ref_includes_query=False)
     return {'R@1': r['precision_at_1'], 'R_precision': r['r_precision'], 'MAP@R': r['mean_average_precision_at_r']}
 
-def synthetic_embeddings(n: int = 2000, dim: int = 64, sizes=(2, 12), noise: float = 1.0, n_super: int = 12,
+def synthetic_embeddings(n: int = 2000, dim: int = 64, per_product=(2, 12), noise: float = 1.0, n_super: int = 12,
                          seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """SOP-like synthetic embeddings `(emb, product, super_class)`: products of `sizes[0]..sizes[1]` images (SOP's range,
+    """SOP-like synthetic embeddings `(emb, product, super_class)`: products of `per_product[0]..per_product[1]` images (SOP's range,
     mean ~5), each image its product's direction plus Gaussian `noise`; larger `noise` = harder. Rows L2-normalised."""
     rng = np.random.default_rng(seed)
-    lo, hi = sizes
+    lo, hi = per_product
     s = np.clip(np.round(rng.gamma(2.0, 1.7, size=n // lo + 1)) + lo, lo, hi).astype(int)
     s = s[:np.searchsorted(np.cumsum(s), n) + 1]; s[-1] -= s.sum() - n
     if s[-1] < lo: s[-2] += s[-1]; s = s[:-1]

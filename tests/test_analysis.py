@@ -17,7 +17,7 @@ def _cli(tmp_path):
 def _folder_catalog(tmp_path):
     "`root/<super>/<product>/<image>`: 8 synthetic products x 3 views, plus a copy and a re-encoded, shrunk copy under other products."
     from simsop.data import make_synthetic_sop, read_sop
-    sop = make_synthetic_sop(tmp_path/'sop', n_products=8, seed=1, size=96, views=(3, 3))
+    sop = make_synthetic_sop(tmp_path/'sop', n_products=8, seed=1, size=96, per_product=(3, 3))
     df = read_sop(sop)
     root = tmp_path/'catalog'
     for r in df.itertuples():

@@ -12,7 +12,7 @@ from render_readme import split_directives
 SHOTS = BUILD / 'docs' / 'screenshots'
 # Close-ups every build screenshots (and fails without): the rendered SupCon formula, the extraction cell, the picker.
 CLOSEUPS = {
-    'losses': {'formula': "document.querySelector('.MathJax_Display')"},
+    'losses': {'formula': "(document.querySelector('.MathJax_Display') || {closest: () => null}).closest('.jp-Cell')"},
     'backbones': {'extraction': "Array.from(document.querySelectorAll('.jp-Cell')).find(c => "
                                 "c.innerText.includes('emb = extract_embeddings(bb, sub'))"},
     'search': {'picker': "(document.querySelector('.simsop-picker-static') || {closest: () => null}).closest('.jp-Cell')"},
@@ -37,6 +37,12 @@ def site(executed):
     s = build_site.build(execute=False, exec_dir=EXEC_DIR, quiet=True)
     print('\ndocs build:', json.dumps(s['seconds']), '|', ', '.join(f"{p['page']}: exec {p['exec_seconds']}s" for p in s['pages']))
     return s
+
+
+@pytest.fixture(scope='module')
+def served(site):
+    "The built site served on loopback, as `make docs-serve` serves it."
+    with check_site.serve(site['site']) as url: yield url
 
 
 @pytest.fixture(scope='module')
@@ -70,14 +76,14 @@ def test_no_quarto_leftovers(site):
 
 
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_page_in_chromium(nb, site, browser):
+def test_page_in_chromium(nb, site, browser, served):
     "The page loads, is not empty, has no broken image, and shows the figures its notebook makes."
     p = next((p for p in site['pages'] if p['notebook'] == str(nb.relative_to(ROOT))), None)
     assert p is not None, f'no page for {nb.name}'
     assert p['page'], f"no page for {nb.name}: {p.get('proc_error')}"
     html = Path(site['site']) / p['page']
     expect = p['images'] > 0 or makes_figures(nb)
-    r = check_site.check_page(browser, html, expect, SHOTS / (Path(p['page']).stem + '.png'), CLOSEUPS.get(Path(p['page']).stem))
+    r = check_site.check_page(browser, html, expect, SHOTS / (Path(p['page']).stem + '.png'), CLOSEUPS.get(Path(p['page']).stem), served)
     assert not r['problems'], f"{p['page']} ({nb.name}): {'; '.join(r['problems'])}"
     assert r['n_img'] >= p['images'], f"{p['page']}: notebook has {p['images']} image outputs, page shows {r['n_img']}"
     assert r['h1'].strip(), f"{p['page']} has no title"
@@ -89,26 +95,19 @@ def test_page_in_chromium(nb, site, browser):
                     f"\n{p['proc_error'][:3000]}{hint}")
 
 
-def test_search_finds_a_page(site, browser, tmp_path):
+def test_search_finds_a_page(site, browser, served):
     "The site served on loopback (as `make docs-serve` does): typing a word in the search box lists the page that holds it."
-    import functools, http.server, threading
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=site['site'])
-    handler.log_message = lambda *a: None
-    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        d = browser.driver
-        d.get(f'http://127.0.0.1:{srv.server_address[1]}/index.html')
-        WebDriverWait(d, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, 'label[for="__search"], .md-search__input'))
-        box = d.find_element(By.CSS_SELECTOR, 'input.md-search__input')
-        d.execute_script("document.querySelector('#__search').checked = true;")
-        box.send_keys('supervised contrastive'); box.send_keys(Keys.ENTER)
-        hits = WebDriverWait(d, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, '.md-search-result__item a'))
-        hrefs = [h.get_attribute('href') for h in hits]
-        assert any('losses.html' in h for h in hrefs), hrefs[:10]
-        d.save_screenshot(str(SHOTS / 'search.png'))
-    finally:
-        srv.shutdown(); srv.server_close()
+    d = browser.driver
+    d.get_log('browser')
+    d.get(served + 'index.html')
+    box = WebDriverWait(d, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, 'input.md-search__input'))
+    d.execute_script("document.querySelector('#__search').checked = true;")
+    box.send_keys('supervised contrastive')
+    hits = WebDriverWait(d, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, '.md-search-result__item a'))
+    hrefs = [h.get_attribute('href') for h in hits]
+    assert any('losses.html' in h for h in hrefs), hrefs[:10]
+    d.save_screenshot(str(SHOTS / 'search.png'))
+    logs = d.get_log('browser')
+    assert not [l for l in logs if l['level'] == 'SEVERE'], logs   # nothing failed to load

@@ -11,7 +11,7 @@ HEIC = shared_data('heic', quiet=True)
 
 @pytest.fixture(scope='module')
 def engines(tmp_path_factory):
-    from simsop.domain_shift import Searcher
+    from simsop.search import Searcher
     cfg = Config(artifacts=tmp_path_factory.mktemp('artifacts'), img_size=64, device='cpu', num_workers=0)
     df = synthetic_catalog(cfg, n_products=12)
     test, train = df[df.split == 'test'].reset_index(drop=True), df[df.split == 'train'].reset_index(drop=True)
@@ -24,7 +24,7 @@ def engines(tmp_path_factory):
 
 @pytest.fixture
 def picker(engines):
-    from simsop.domain_shift import QueryPicker
+    from simsop.search import QueryPicker
     eng, test, _ = engines
     return QueryPicker(eng, queries=test.head(6), k=3)
 
@@ -85,7 +85,7 @@ def test_upload_bad_heic_shows_error(picker, bad):
 
 
 def test_broken_engine_is_shown_not_raised(engines):
-    from simsop.domain_shift import QueryPicker
+    from simsop.search import QueryPicker
     eng, test, _ = engines
     def broken(): raise FileNotFoundError('artifacts/indexes/nope: not a saved catalog index')
     p = QueryPicker({('nope', 'm'): broken}, queries=test.head(2))

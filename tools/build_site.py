@@ -136,7 +136,7 @@ _re_link = re.compile(r'\[([^\]]*)\]\([^)\s]*\)')
 _re_nb_link = re.compile(r'\]\((?:\.\./)?nbs/(\d+[a-zA-Z0-9]*_)?([\w-]+)\.ipynb(#[^)]*)?\)')
 _re_dotted = re.compile(r'\]\(([\w-]+\.html)?#([\w]+\.[\w.]+)\)')
 _re_bar = re.compile(r'\d+%\|.*\|.*(\[|it/s|s/it)|^\s*\d+it \[')   # a tqdm progress line
-MATHJAX = 'assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe'
+MATHJAX = 'assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe,local/simsop'
 
 
 def repo_url() -> str:
@@ -152,7 +152,7 @@ def _fix_md(s: str, host: str) -> str:
     s = _re_dotted.sub(lambda m: f']({m.group(1) or ""}#{m.group(2).replace(".", "").lower()})', s)   # nbdev's `#Index.search` -> mkdocs' `#indexsearch`
     git = _cfg().get('git_url', '').rstrip('/')
     if git and git in s:
-        s = s.replace(git, repo_url()) if repo_url() else re.sub(r'\[(source|\[source\])\]\(' + re.escape(git) + r'[^)]*\)', '', s)
+        s = s.replace(git, repo_url()) if repo_url() else re.sub(r'\[(source|\[source\])\]\(' + re.escape(git) + r'[^)]*\)(\{[^}\n]*\})?', '', s)
     s = '\n'.join(_re_link.sub(r'\1', l).replace('`', '') if l.lstrip().startswith('#') else l for l in s.split('\n'))
     return _re_pandoc_attr.sub(r'\1', s)
 
@@ -255,6 +255,11 @@ def copy_mathjax(dest: Path):
     "MathJax 2 as shipped by PyPI `jupyter-server-mathjax` into the site, so formulas render with no network."
     import jupyter_server_mathjax
     shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / 'static', dest, dirs_exist_ok=True)
+    (dest / 'config' / 'local').mkdir(parents=True, exist_ok=True)
+    # the package ships the STIX-Web fonts only (no TeX fonts): tell MathJax's HTML-CSS output to use them
+    (dest / 'config' / 'local' / 'simsop.js').write_text(
+        'MathJax.Hub.Config({"HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web", webFont: "STIX-Web", imageFont: null}});\n'
+        'MathJax.Ajax.loadComplete("[MathJax]/config/local/simsop.js");\n')
 
 
 def build(execute: bool = True, exec_dir: Path | None = None, out: Path | None = None, jobs: int = 2,

@@ -5,7 +5,7 @@ A page fails if its file is missing, it does not load, its article has (almost) 
 (`!img.complete || img.naturalWidth == 0`), it should show figures (its notebook made image outputs) and shows none,
 it shows raw TeX (`$$`, `\frac`: MathJax did not render), progress-bar text, a widget's text repr (`VBox(children=`),
 a machine path (`/tmp/...`), a link to a page or an in-page anchor (`#name`, the table of contents included) that does
-not exist, a script or style loaded from another host, or it could not be screenshot down to its end (the page is
+not exist, a script or style loaded from another host, a browser error (a file that failed to load, a script error), or it could not be screenshot down to its end (the page is
 shot in tiles: `<page>.png` is the top, `<page>_partNN.png` the rest).
 
     python tools/check_site.py [--summary build/docs/summary.json] [--shots build/docs/screenshots]
@@ -14,7 +14,7 @@ Uses selenium with the system `chromedriver` (Debian: `apt-get install chromium 
 Last line printed: a JSON object `{"pages": N, "failed": [...]}`.
 """
 from __future__ import annotations
-import argparse, json, os, re, shutil, sys, tempfile
+import argparse, contextlib, functools, http.server, json, os, re, shutil, sys, tempfile, threading
 from urllib.parse import unquote
 from pathlib import Path
 
@@ -78,6 +78,9 @@ _re_raw_tex = re.compile(r'\$\$|\\(frac|mathcal|sum|exp|log)\b')
 _re_bar = re.compile(r'\d+%\|.*\|.*(\[|it/s|s/it)')
 _re_machine_path = re.compile(r'(?<![\w.])(/tmp/|/root/|/home/[\w.-]+/|/work/|/private/var/)[\w.-]')
 _id_cache: dict = {}
+# MathJax probes for fonts it then does without: its blank test font (about:blank) and the TeX fonts, which
+# jupyter-server-mathjax does not ship (it renders with the STIX-Web fonts it does ship: see the formula close-up).
+_re_benign = re.compile(r"font at 'about:blank'|^about:blank - |/assets/mathjax/fonts/HTML-CSS/TeX/")
 
 
 def page_ids(html: Path) -> set:
@@ -135,7 +138,20 @@ def element_shot(d, js: str, path: Path) -> bool:
     return True
 
 
-def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None = None, closeups: dict | None = None) -> dict:
+@contextlib.contextmanager
+def serve(folder):
+    "Serve `folder` over HTTP on a free loopback port for the block (as `make docs-serve` does); yields the base URL."
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+    handler = functools.partial(Quiet, directory=str(folder))
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try: yield f'http://127.0.0.1:{srv.server_address[1]}/'
+    finally: srv.shutdown(); srv.server_close()
+
+
+def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None = None, closeups: dict | None = None,
+               base_url: str | None = None) -> dict:
     """Load `html` and return its state with a list of `problems` (empty when the page is fine); `closeups` maps a
     screenshot name to a JS expression giving an element of the page to shoot (missing element: a problem)."""
     res = dict(page=html.name, problems=[])
@@ -144,7 +160,8 @@ def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None =
         return res
     from selenium.webdriver.support.ui import WebDriverWait
     d = br.driver
-    d.get(html.resolve().as_uri())
+    d.get_log('browser')                                      # drain what earlier pages left
+    d.get(base_url + html.name if base_url else html.resolve().as_uri())   # served: web fonts load (file:// blocks them)
     WebDriverWait(d, 30).until(lambda d: d.execute_script('return document.readyState') == 'complete')
     # wait for images still decoding (data: URIs are quick, but be fair to big figures)
     WebDriverWait(d, 30).until(lambda d: d.execute_script('return Array.from(document.images).every(i => i.complete)'))
@@ -155,6 +172,8 @@ def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None =
     if st['text_len'] < 40: res['problems'].append(f"page is empty (article text {st['text_len']} chars)")
     if st['broken']: res['problems'].append(f"{len(st['broken'])} broken image(s): {st['broken'][:3]}")
     res['problems'] += content_problems(st)
+    if errs := [l['message'][:160] for l in d.get_log('browser') if l['level'] == 'SEVERE' and not _re_benign.search(l['message'])]:
+        res['problems'].append(f'{len(errs)} browser error(s) (failed loads, script errors): {errs[:3]}')
     if dead := dead_links(html, st['links'], set(st['ids'])): res['problems'].append(f'{len(dead)} dead link(s) or anchor(s): {dead[:6]}')
     n_fig = st['n_img']
     if expect_images and n_fig == 0: res['problems'].append('notebook makes figures but the page shows no image')
@@ -180,14 +199,14 @@ def check_site(summary: dict, shots: Path | None = None) -> list[dict]:
     "Check every page listed in a `tools/build_site.py` summary; returns one result per page."
     site = Path(summary['site'])
     out = []
-    with Browser() as br:
+    with Browser() as br, serve(site) as url:
         for p in summary['pages']:
             if not p.get('page'):
                 out.append(dict(page=str(p['page']), notebook=p['notebook'], problems=[f"no page: {p.get('proc_error')}"]))
                 continue
             html = site / p['page']
             shot = shots / (Path(p['page']).stem + '.png') if shots else None
-            try: r = check_page(br, html, p['images'] > 0, shot) | dict(notebook=p['notebook'])
+            try: r = check_page(br, html, p['images'] > 0, shot, base_url=url) | dict(notebook=p['notebook'])
             except Exception as e: r = dict(page=p['page'], notebook=p['notebook'], problems=[f'{type(e).__name__}: {e}'])
             if p.get('proc_error'): r['problems'].append(f"nbdev could not process the notebook: {p['proc_error'][:300]}")
             out.append(r)
