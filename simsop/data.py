@@ -20,12 +20,12 @@ from .core import *
 pillow_heif.register_heif_opener()
 
 # %% auto #0
-__all__ = ['COLUMNS', 'SOP_HEADER', 'IMAGE_EXTS', 'SOP_SUPER_CLASSES', 'DataError', 'check_files', 'read_sop', 'read_grocery',
-           'read_grocery_catalog', 'read_folder', 'read_catalog', 'class_disjoint_split', 'query_split', 'split_rows',
-           'ImageLoadError', 'ImageTooLarge', 'load_image', 'load_images', 'make_transform', 'draft_size',
-           'ImageDataset', 'check_images', 'PKSampler', 'make_synthetic_sop', 'synthetic_catalog', 'load_catalog',
-           'catalog_summary', 'plot_images_per_product', 'plot_products_per_superclass', 'show_product_views',
-           'exploration_report']
+__all__ = ['COLUMNS', 'SOP_HEADER', 'IMAGE_EXTS', 'SOP_SUPER_CLASSES', 'DataError', 'check_files', 'read_lines', 'read_sop',
+           'read_grocery', 'read_grocery_catalog', 'read_folder', 'read_catalog', 'class_disjoint_split', 'query_split',
+           'split_rows', 'ImageLoadError', 'ImageTooLarge', 'load_image', 'load_images', 'make_transform', 'draft_size',
+           'ImageDataset', 'check_images', 'data_fingerprint', 'BadImagesError', 'screen_images', 'PKSampler',
+           'make_synthetic_sop', 'synthetic_catalog', 'load_catalog', 'catalog_summary', 'plot_images_per_product',
+           'plot_products_per_superclass', 'show_product_views', 'exploration_report']
 
 # %% ../nbs/01_data.ipynb #21bf657e
 COLUMNS = ['image_id', 'path', 'class_id', 'super_class_id', 'split', 'super_class']
@@ -50,12 +50,20 @@ def check_files(df: pd.DataFrame, source=None) -> pd.DataFrame:
         raise DataError(f'{len(missing)} of {len(df)} image files are missing:\n  {shown}', file=source)
     return df
 
-# %% ../nbs/01_data.ipynb #b829b016
+# %% ../nbs/01_data.ipynb #033990c7
 SOP_HEADER = ['image_id', 'class_id', 'super_class_id', 'path']
+
+def read_lines(path: Path) -> list[str]:
+    "The lines of a UTF-8 text file (a leading byte-order mark is fine); bytes that are not UTF-8 are a `DataError` naming the line."
+    data = Path(path).read_bytes()
+    try: return data.decode('utf-8-sig').splitlines()
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b'\n') + 1
+        raise DataError(f'not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); save the file as UTF-8', path, line) from None
 
 def _read_sop_file(path: Path, split: str) -> list:
     rows, seen = [], {}
-    with open(path, encoding='utf-8') as f: lines = f.read().splitlines()
+    lines = read_lines(path)
     if not lines: raise DataError('empty file; expected the header "image_id class_id super_class_id path"', path, 1)
     if lines[0].split() != SOP_HEADER:
         raise DataError(f'missing or wrong header {lines[0][:80]!r}; expected "{" ".join(SOP_HEADER)}"', path, 1)
@@ -93,7 +101,7 @@ def read_sop(root, check: bool = True) -> pd.DataFrame:
     if check: check_files(df, source=root)
     return df
 
-# %% ../nbs/01_data.ipynb #98147a5b
+# %% ../nbs/01_data.ipynb #d5931b31
 def read_grocery(root, splits=('train', 'val', 'test'), check: bool = True) -> pd.DataFrame:
     "Read the Grocery Store Dataset's phone photos (`<split>.txt`: `path, fine_id, coarse_id`)."
     root = Path(root); classes = _grocery_classes(root)
@@ -102,7 +110,7 @@ def read_grocery(root, splits=('train', 'val', 'test'), check: bool = True) -> p
     for split in splits:
         f = root/f'{split}.txt'
         if not f.exists(): raise DataError(f'missing split file {f.name}', file=f)
-        for n, line in enumerate(f.read_text(encoding='utf-8').splitlines(), start=1):
+        for n, line in enumerate(read_lines(f), start=1):
             if not line.strip(): continue
             parts = [p.strip() for p in line.split(',')]
             if len(parts) != 3: raise DataError(f'expected "path, fine_id, coarse_id", found {len(parts)} columns: {line[:80]!r}', f, n)
@@ -247,7 +255,7 @@ def load_images(paths, on_error: str = 'raise', **kw) -> tuple[list, list]:
             skipped.append((e.path, e.reason))
     return ims, skipped
 
-# %% ../nbs/01_data.ipynb #20b2adb3
+# %% ../nbs/01_data.ipynb #a9d51eb4
 def make_transform(data_config: dict, train: bool = False):
     "timm transform for `data_config` (`input_size`, `mean`, `std`, `interpolation`, `crop_pct`); augmenting if `train`."
     dc = dict(data_config)
@@ -282,6 +290,33 @@ def check_images(df: pd.DataFrame, **kw) -> tuple[pd.DataFrame, list]:
         try: load_image(p, **kw); ok.append(True)
         except ImageLoadError as e: ok.append(False); skipped.append((e.path, e.reason))
     return df[np.array(ok, bool)].reset_index(drop=True), skipped
+
+def data_fingerprint(paths) -> str:
+    "Fingerprint of an ordered list of image files: their paths, sizes and modification times."
+    rows = []
+    for p in paths:
+        try: st = os.stat(p); rows.append((str(p), st.st_size, st.st_mtime_ns))
+        except OSError: rows.append((str(p), -1, -1))
+    return fingerprint(rows)
+
+class BadImagesError(OSError):
+    "Images of a catalog that cannot be loaded; `problems` holds one `file: reason` line each."
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(f'{len(problems)} image(s) cannot be loaded (leave them out with on_error="skip", --on_error skip):\n'
+                         + '\n'.join(problems))
+
+def screen_images(df: pd.DataFrame, on_error: str = 'raise', cache_dir=None) -> tuple[pd.DataFrame, list]:
+    """`(rows whose image loads, [(path, reason) of the others])`, checked by a quick draft decode (cached in `cache_dir`
+    under a key of the files); with `on_error='raise'` any bad image raises `BadImagesError` naming every one."""
+    if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    f = Path(cache_dir)/f"screen-{data_fingerprint(df['path'])}.json" if cache_dir is not None else None
+    if f is not None and f.exists(): bad = [tuple(b) for b in json.loads(f.read_text())]
+    else:
+        bad = check_images(df, draft=(64, 64))[1]
+        if f is not None: write_json(f, bad)
+    if bad and on_error == 'raise': raise BadImagesError([f'{p}: {r}' for p, r in bad])
+    return df[~df['path'].isin({str(p) for p, _ in bad})].reset_index(drop=True), bad
 
 # %% ../nbs/01_data.ipynb #4a989e24
 class PKSampler(Sampler):

@@ -53,7 +53,8 @@ def index_dir(env, tmp_path_factory):
     out = tmp_path_factory.mktemp('idx')/'synthetic'
     r = run(env, 'simsop_index', '--n_products', 12, '--img_size', 64, '--split', 'test', '--out', out, '--quiet')
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (out/'searcher.json').exists() and (out/'index.faiss').exists() and 'indexed' in r.stdout
+    files = json.loads((out/'searcher.json').read_text())['files']
+    assert (out/files['index']).exists() and (out/files['catalog']).exists() and 'indexed' in r.stdout
     return out
 
 
@@ -128,7 +129,7 @@ def test_demo_small_end_to_end(env, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'Before/after' in r.stdout and 'fine-tuned' in r.stdout and 'baseline' in r.stdout
     assert len(table_rows(r.stdout)) == 2
-    for f in ('report.md', 'retrieval_grid.png', 'results.parquet', 'index/searcher.json', 'index/index.faiss'):
+    for f in ('report.md', 'retrieval_grid.png', 'results.parquet', 'index/searcher.json'):
         assert (out/f).exists(), f
     assert 'R@1' in (out/'report.md').read_text()
     if HEIC is not None:                                       # the demo's index answers phone photos

@@ -83,3 +83,11 @@ def test_architecture_lists_every_module():
     for nb in sorted((ROOT / 'nbs').glob('[0-9]*.ipynb')):
         mod = nb.stem.split('_', 1)[1]
         assert f'`{nb.stem}`' in arch and f'`simsop.{mod}`' in arch, f'ARCHITECTURE.md lacks {nb.stem} / simsop.{mod}'
+
+
+def test_commands_tested_as_installed():
+    "Tests run the installed commands and check their exit codes: no `sys.exit(cmd() is None)`-style adapters."
+    import re as _re
+    bad = [p.name for p in (ROOT / 'tests').glob('*.py')
+           if p.name != 'test_layout.py' and _re.search(r'sys\.exit\(.*\bis None\)', p.read_text())]
+    assert not bad, bad
