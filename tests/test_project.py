@@ -77,6 +77,7 @@ def test_readme_matches_index():
     old = (ROOT / 'README.md').read_text(encoding='utf-8')
     assert old == new, 'README.md is out of date: run `make readme` (python tools/render_readme.py)'
     assert '\n```sh\nmake demo\n```' in new and '\n```sh\nmake test\n```' in new, 'README lost its two commands'
+    assert 'simsop.github.io' not in new and 'github.com/simsop' not in new, 'README links to placeholder hosts'
 
 
 def test_readme_render_drops_hidden_and_directives():

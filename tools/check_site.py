@@ -83,6 +83,14 @@ _id_cache: dict = {}
 _re_benign = re.compile(r"font at 'about:blank'|^about:blank - |/assets/mathjax/fonts/HTML-CSS/TeX/")
 
 
+def placeholder_hosts() -> list[str]:
+    "settings.ini's `git_url` and `doc_host`: nbdev needs them, but they name no real site unless `SIMSOP_REPO_URL` is set."
+    import configparser
+    c = configparser.ConfigParser(); c.read(ROOT / 'settings.ini'); d = c['DEFAULT']
+    hosts = [d.get('doc_host', '')] + ([] if os.environ.get('SIMSOP_REPO_URL') else [d.get('git_url', '')])
+    return [h for h in hosts if h]
+
+
 def page_ids(html: Path) -> set:
     "The element ids of a built page (anchors a link may point to)."
     if html not in _id_cache: _id_cache[html] = set(re.findall(r'\bid="([^"]+)"', html.read_text(encoding='utf-8', errors='replace')))
@@ -175,6 +183,8 @@ def check_page(br: Browser, html: Path, expect_images: bool, shot: Path | None =
     if errs := [l['message'][:160] for l in d.get_log('browser') if l['level'] == 'SEVERE' and not _re_benign.search(l['message'])]:
         res['problems'].append(f'{len(errs)} browser error(s) (failed loads, script errors): {errs[:3]}')
     if dead := dead_links(html, st['links'], set(st['ids'])): res['problems'].append(f'{len(dead)} dead link(s) or anchor(s): {dead[:6]}')
+    if ph := [h for h in st['links'] if any(h.startswith(u) for u in placeholder_hosts())]:
+        res['problems'].append(f'{len(ph)} link(s) to the settings.ini placeholders (set SIMSOP_REPO_URL for your fork): {ph[:3]}')
     n_fig = st['n_img']
     if expect_images and n_fig == 0: res['problems'].append('notebook makes figures but the page shows no image')
     if shot is not None:
