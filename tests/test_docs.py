@@ -111,3 +111,19 @@ def test_search_finds_a_page(site, browser, served):
     d.save_screenshot(str(SHOTS / 'search.png'))
     logs = d.get_log('browser')
     assert not [l for l in logs if l['level'] == 'SEVERE'], logs   # nothing failed to load
+
+
+def test_page_check_catches_what_a_reader_should_not_see(tmp_path):
+    "The page check itself: raw TeX, progress bars, widget reprs, machine paths in outputs, remote assets, dead anchors."
+    base = dict(text='A page.', output_text='', external=[])
+    cases = {'raw TeX math': dict(text='The loss $$\\mathcal{L} = \\frac{1}{|I|}$$'),
+             'progress-bar': dict(text='embed:  40%|####      | 4/10 [00:01<00:02, 3.1img/s]'),
+             'widget shows its text repr': dict(text="VBox(children=(HBox(children=(Dropdown(description='Query'"),
+             'machine path in an output': dict(output_text="Path('/tmp/tmpab12cd/idx')"),
+             'another host': dict(external=['https://unpkg.com/@jupyter-widgets/html-manager@*/dist/embed-amd.js'])}
+    for what, st in cases.items():
+        assert any(what in p for p in check_site.content_problems({**base, **st})), what
+    assert check_site.content_problems(base) == []
+    page = tmp_path / 'a.html'; page.write_text('<h2 id="real">x</h2>'); (tmp_path / 'b.html').write_text('<p id="there">y</p>')
+    assert check_site.dead_links(page, ['#real', 'b.html#there', 'b.html', '#_1', 'b.html#index.search', 'c.html'], {'real'}) == \
+        ['#_1', 'b.html#index.search', 'c.html']
