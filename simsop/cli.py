@@ -174,7 +174,7 @@ def simsop_index(
     print(f"indexed {len(s.catalog)} images of {s.catalog['class_id'].nunique()} products -> {s.info['folder']}"
           + (f", {len(s.info['skipped'])} skipped" if s.info['skipped'] else ''), flush=True)
 
-# %% ../nbs/09_cli.ipynb #bf945bf8
+# %% ../nbs/09_cli.ipynb #ae301249
 @call_parse
 def simsop_query(
     images: Param('image files or folders of images (JPEG, PNG, WebP, HEIC/HEIF)', str, nargs='+'),
@@ -184,13 +184,15 @@ def simsop_query(
     k: int = 5,                 # results per query (at least 1)
     mode: Param("query-time help: 'full', 'center' (centre crop), 'flip', 'multi' (5 crops x flip, averaged)", str, choices=list(QUERY_MODES)) = 'full',
     json: store_true = False,   # print JSON (one object per query) instead of a table
+    on_error: ON_ERROR = 'raise',
     quiet: store_true = False,  # no progress messages
     debug: store_true = False,      # show the traceback of an error
 ):
     "Find the top-K catalog images for phone photos; unreadable files give one error line each and exit status 1."
     import json as _json
     if k < 1: usage_error(f'--k must be at least 1, not {k}')
-    with user_errors(debug): s = open_catalog(catalog, model, embed, progress=not quiet)
+    with user_errors(debug): s = open_catalog(catalog, model, embed, progress=not quiet, on_error=on_error)
+    report_skipped(s.info.get('skipped', []))
     bad = n = 0
     for n, (p, res) in enumerate(search_files(s, images, k, mode), 1):
         if isinstance(res, Exception): print(f'error: {res}', file=sys.stderr, flush=True); bad += 1
@@ -221,7 +223,7 @@ def simsop_dedup(
                             progress=not quiet)
     report_skipped(res['skipped']); print(json.dumps(dict(res, n_skipped=len(res['skipped']))), flush=True)
 
-# %% ../nbs/09_cli.ipynb #9e87b18d
+# %% ../nbs/09_cli.ipynb #95af88f5
 @call_parse
 def simsop_demo(
     data: str = None,           # an SOP, Grocery or <super>/<product>/<image> catalog instead of the built-in synthetic one
@@ -230,11 +232,14 @@ def simsop_demo(
     epochs: int = None,         # head-training epochs (early stopping on held-out products)
     img_size: int = None,       # backbone input size (default: 64 on CPU, 224 with SIMSOP_SCALE=full)
     device: str = None,         # torch device for embedding (default: the best available)
+    on_error: ON_ERROR = 'raise',
     quiet: store_true = False,  # no progress bars
     debug: store_true = False,      # show the traceback of an error
 ):
     "The main job end to end on the built-in default: catalog, embed, fine-tune (fast CPU mode), evaluate, index, report."
     with user_errors(debug):
-        r = run_demo(data, out, Config(**given(img_size=img_size, device=device)), n_products=n_products, epochs=epochs, progress=not quiet)
+        r = run_demo(data, out, Config(**given(img_size=img_size, device=device)), n_products=n_products, epochs=epochs,
+                     progress=not quiet, on_error=on_error)
+    report_skipped(r['skipped'])
     print(f"\nBefore/after fine-tuning ({r['seconds']:.0f} s; report: {r['report']})\n", flush=True)
     print_table(r['table'])

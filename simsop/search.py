@@ -384,16 +384,20 @@ def index_catalog(data=None, out=None, model=None, weights: str | None = None, e
     s.save(out); s.info.update(folder=str(out), skipped=[f'{p}: {r}' for p, r in skipped])
     return s
 
-# %% ../nbs/07_search.ipynb #eb43b0da
+# %% ../nbs/07_search.ipynb #797d271a
 DEFAULT_INDEX = Path('reports')/'demo'/'index'
 
-def open_catalog(catalog=None, model=None, embed: str = 'head', cfg: Config | None = None, progress: bool = True) -> Searcher:
+def open_catalog(catalog=None, model=None, embed: str = 'head', cfg: Config | None = None, progress: bool = True,
+                 on_error: str = 'raise') -> Searcher:
     "A `Searcher` for `catalog`: a saved index (default: the demo's), or a catalog folder indexed on the fly (cached)."
     cfg = cfg or Config()
     folder = Path(catalog) if catalog else cfg.artifacts/DEFAULT_INDEX
     if folder.is_dir() and not (folder/'searcher.json').exists() and any(folder.iterdir()):
-        return Searcher.build(read_catalog(folder), model, cfg, cache_dir=artifact_dir(cfg, 'embeddings'), progress=progress,
-                              name=f'query_{folder.name}', embed=embed)
+        df, skipped = screen_images(read_catalog(folder), on_error, artifact_dir(cfg, 'embeddings', 'screened'))
+        s = Searcher.build(df, model, cfg, cache_dir=artifact_dir(cfg, 'embeddings'), progress=progress,
+                           name=f'query_{folder.name}', embed=embed)
+        s.info['skipped'] = [f'{p}: {r}' for p, r in skipped]
+        return s
     return Searcher.load(folder, model, cfg)
 
 def search_files(searcher: Searcher, items, k: int = 5, mode: str = 'full'):
@@ -447,13 +451,13 @@ def _demo_report(data, df, te, cfg, dc, table, ckpt, out: Path, steps: _Steps) -
     with atomic_write(out/'report.md', 'w') as fh: fh.write('\n'.join(md) + '\n')
     return out/'report.md'
 
-# %% ../nbs/07_search.ipynb #a6ea80b8
+# %% ../nbs/07_search.ipynb #9a5ddbf5
 def run_demo(data=None, out=None, cfg: Config | None = None, n_products: int | None = None, epochs: int | None = None,
-             progress: bool = True, log=print) -> dict:
+             progress: bool = True, log=print, on_error: str = 'raise') -> dict:
     "The demo job (see `simsop_demo`); returns the before/after table, the report's path and timings."
     steps = _Steps(log); cfg = cfg or Config()
+    df, skipped = screen_images(load_catalog(data, cfg, n_products), on_error, artifact_dir(cfg, 'embeddings', 'screened'))
     out = Path(out) if out else artifact_dir(cfg, 'reports', 'demo'); out.mkdir(parents=True, exist_ok=True)
-    df = load_catalog(data, cfg, n_products)
     tr, te = query_split(df, cfg.seed)
     tr, va = class_disjoint_split(tr, val_frac=0.2, seed=cfg.seed)
     steps.done(f'catalog: {len(df)} images, {df["class_id"].nunique()} products (train {len(tr)}, val {len(va)}, test {len(te)})')
@@ -475,4 +479,5 @@ def run_demo(data=None, out=None, cfg: Config | None = None, n_products: int | N
     grid = _demo_results(te, f['test'], after_emb, out, cfg.seed)
     steps.done('built and saved the index, results and grid')
     report = _demo_report(data, df, te, cfg, dc, table, res['best'], out, steps)
-    return dict(table=table, report=report, index=out/'index', grid=grid, seconds=steps.total, checkpoint=res['best'])
+    return dict(table=table, report=report, index=out/'index', grid=grid, seconds=steps.total, checkpoint=res['best'],
+                skipped=[f'{p}: {r}' for p, r in skipped])

@@ -229,3 +229,14 @@ def test_stale_temp_files_removed_and_umask_kept(env, folder_catalog, tmp_path):
     assert r.returncode == 0, r.stderr
     assert not list(cache.rglob('.*.tmp')), list(cache.rglob('.*.tmp'))
     for f in (tmp_path/'e.npy', tmp_path/'e.parquet'): assert oct(f.stat().st_mode & 0o777) == '0o644', (f, oct(f.stat().st_mode))
+
+
+def test_query_and_demo_screen_a_catalog_folder(env, bad_catalog, folder_catalog, tmp_path):
+    "A catalog folder indexed on the fly by `simsop_query`, or read by `simsop_demo`, is screened like the other commands'."
+    img = next(folder_catalog.rglob('*.JPG'))
+    clean_error(run(env, 'simsop_query', img, '--catalog', bad_catalog), *BAD)
+    r = run(env, 'simsop_query', img, '--catalog', bad_catalog, '--on_error', 'skip', '--k', 2, '--json')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len([l for l in r.stderr.splitlines() if l.startswith('skipped: ')]) == 4
+    assert len(json.loads(r.stdout.strip().splitlines()[-1])['results']) == 2
+    clean_error(run(env, 'simsop_demo', '--data', bad_catalog, '--out', tmp_path/'demo', '--quiet'), *BAD)
