@@ -97,7 +97,15 @@ def render(nb_path: Path | None = None) -> str:
         from nbdev.config import get_config
         cfg = get_config(path=ROOT)
         nb_path = cfg.nbs_path / cfg.get('readme_nb', 'index.ipynb')
-    return nb2md(processed_nb(nb_path))
+    return unlink_doc_host(nb2md(processed_nb(nb_path)))
+
+
+def unlink_doc_host(md: str) -> str:
+    """nbdev links names to pages of `doc_host`, a settings.ini placeholder until a fork publishes its docs: in the
+    README those names stay plain code (the table links each notebook, which renders on any git host)."""
+    from nbdev.config import get_config
+    host = get_config(path=ROOT).get('doc_host', '')
+    return re.sub(r'\[([^\]]*)\]\(' + re.escape(host) + r'[^)]*\)', r'\1', md) if host else md
 
 
 def main(argv=None):
