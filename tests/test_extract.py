@@ -104,7 +104,7 @@ TORCHRUN_SCRIPT = textwrap.dedent('''
     b = extract_embeddings(m, df, get_data_config(m, %d), **kw)      # no cache: shards gathered in memory
     rank = dist.get_rank()
     np.save(os.path.join(out, f'cached_rank{rank}.npy'), a); np.save(os.path.join(out, f'mem_rank{rank}.npy'), b)
-    print('world', dist.get_world_size(), 'rank', rank, a.shape)
+    if rank == 0: print('world', dist.get_world_size(), 'rank', rank, a.shape, flush=True)   # one writer: no interleaving
     dist.destroy_process_group()
 ''' % (SIZE, SIZE))
 
