@@ -419,7 +419,7 @@ def plot_per_superclass(table: pd.DataFrame, k: int = 1, top: int = 25, title: s
     ax.invert_yaxis(); fig.tight_layout()
     return fig
 
-# %% ../nbs/06_analysis.ipynb #c48056e6
+# %% ../nbs/06_analysis.ipynb #6cc42b7e
 def clean_catalog(df: pd.DataFrame, out_dir, threshold: float | None = None, emb: np.ndarray | None = None,
                   cfg: Config | None = None, img_size: int | None = None, batch_size: int = 64, n_groups: int = 12,
                   progress: bool = True) -> dict:
@@ -448,4 +448,4 @@ def dedup_catalog(data, out='dedup_report', threshold: float | None = None, spli
     "`clean_catalog` of a catalog folder (or one `split` of it): near-identical images under different products, written to `out`."
     cfg = cfg or Config(); df = read_catalog(data)
     df, skipped = screen_images(split_rows(df, split) if split else df, on_error, artifact_dir(cfg, 'embeddings', 'screened'))
-    return dict(clean_catalog(df, out, threshold, cfg=cfg, **kw), skipped=[f'{p}: {r}' for p, r in skipped])
+    return dict(clean_catalog(df, out, threshold, cfg=cfg, **kw), skipped=skipped)

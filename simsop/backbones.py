@@ -402,7 +402,7 @@ class ForwardCounter:
         return self
     def __exit__(self, *a): self.h.remove()
 
-# %% ../nbs/02_backbones.ipynb #903cf3d7
+# %% ../nbs/02_backbones.ipynb #08c69640
 def extract_catalog(data, out=None, split: str | None = None, backbone: str | None = None, weights: str | None = None,
                     img_size: int | None = None, cache_dir=None, cfg: Config | None = None, on_error: str = 'raise',
                     **kw) -> tuple[Path | None, np.ndarray, list]:
@@ -411,7 +411,6 @@ def extract_catalog(data, out=None, split: str | None = None, backbone: str | No
     cfg = cfg or Config(); df = read_catalog(data)
     if split is not None: df = split_rows(df, split)
     df, skipped = screen_images(df, on_error, artifact_dir(cfg, 'embeddings', 'screened'))
-    skipped = [f'{p}: {r}' for p, r in skipped]
     model = create_backbone(backbone, weights, cfg=cfg); dc = get_data_config(model, img_size)
     name = f"{Path(data).resolve().name}_{split or 'all'}_{_model_name(model)}_{dc['input_size'][-1]}"
     cache = Path(cache_dir) if cache_dir else artifact_dir(cfg, 'embeddings', 'cache')

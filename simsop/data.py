@@ -255,7 +255,7 @@ def load_images(paths, on_error: str = 'raise', **kw) -> tuple[list, list]:
             skipped.append((e.path, e.reason))
     return ims, skipped
 
-# %% ../nbs/01_data.ipynb #a9d51eb4
+# %% ../nbs/01_data.ipynb #69af37ad
 def make_transform(data_config: dict, train: bool = False):
     "timm transform for `data_config` (`input_size`, `mean`, `std`, `interpolation`, `crop_pct`); augmenting if `train`."
     dc = dict(data_config)
@@ -307,7 +307,7 @@ class BadImagesError(OSError):
                          + '\n'.join(problems))
 
 def screen_images(df: pd.DataFrame, on_error: str = 'raise', cache_dir=None) -> tuple[pd.DataFrame, list]:
-    """`(rows whose image loads, [(path, reason) of the others])`, checked by a quick draft decode (cached in `cache_dir`
+    """`(rows whose image loads, ['path: reason' of the others])`, checked by a quick draft decode (cached in `cache_dir`
     under a key of the files); with `on_error='raise'` any bad image raises `BadImagesError` naming every one."""
     if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     f = Path(cache_dir)/f"screen-{data_fingerprint(df['path'])}.json" if cache_dir is not None else None
@@ -316,7 +316,7 @@ def screen_images(df: pd.DataFrame, on_error: str = 'raise', cache_dir=None) -> 
         bad = check_images(df, draft=(64, 64))[1]
         if f is not None: write_json(f, bad)
     if bad and on_error == 'raise': raise BadImagesError([f'{p}: {r}' for p, r in bad])
-    return df[~df['path'].isin({str(p) for p, _ in bad})].reset_index(drop=True), bad
+    return df[~df['path'].isin({str(p) for p, _ in bad})].reset_index(drop=True), [f'{p}: {r}' for p, r in bad]
 
 # %% ../nbs/01_data.ipynb #4a989e24
 class PKSampler(Sampler):

@@ -352,7 +352,7 @@ class QueryPicker:
         self.results = pd.concat(frames, ignore_index=True) if frames else None
         self.status.value = f'{len(frames)} quer{"y" if len(frames) == 1 else "ies"}, {len(self.errors)} error(s), {time.time() - t:.1f} s'
 
-# %% ../nbs/07_search.ipynb #f925c1ca
+# %% ../nbs/07_search.ipynb #1e231472
 def evaluate_catalog(data=None, model=None, weights: str | None = None, embed: str = 'head', split: str = 'test',
                      gallery: str | None = None, cfg: Config | None = None, n_products: int | None = None,
                      progress: bool = True, on_error: str = 'raise') -> dict:
@@ -367,9 +367,9 @@ def evaluate_catalog(data=None, model=None, weights: str | None = None, embed: s
         res = evaluate(qe, q['class_id'].to_numpy(), extract_embeddings(m, g, name=f'eval_{gallery}', **ekw), g['class_id'].to_numpy())
     else: res = evaluate(qe, q['class_id'].to_numpy())
     return dict(model=str(model or cfg.backbone), embed=getattr(m, 'simsop_embed', None), split=split, gallery=gallery or split,
-                n_queries=len(q), **{k: float(v) for k, v in res.items()}, skipped=[f'{p}: {r}' for p, r in skipped])
+                n_queries=len(q), **{k: float(v) for k, v in res.items()}, skipped=skipped)
 
-# %% ../nbs/07_search.ipynb #752379c8
+# %% ../nbs/07_search.ipynb #29d6a383
 def index_catalog(data=None, out=None, model=None, weights: str | None = None, embed: str = 'head', split: str | None = None,
                   cfg: Config | None = None, n_products: int | None = None, progress: bool = True, on_error: str = 'raise') -> Searcher:
     "Embed a catalog (or one `split` of it) with `model`, index it and save the `Searcher` into `out` (default under `artifacts/indexes`)."
@@ -381,10 +381,10 @@ def index_catalog(data=None, out=None, model=None, weights: str | None = None, e
                        embed=embed, weights=weights)
     out = Path(out) if out else artifact_dir(cfg, 'indexes', f"{name}-{Path(str(model or cfg.backbone)).stem}"
                                                           + ('' if embed == 'head' else f'-{embed}'))
-    s.save(out); s.info.update(folder=str(out), skipped=[f'{p}: {r}' for p, r in skipped])
+    s.save(out); s.info.update(folder=str(out), skipped=skipped)
     return s
 
-# %% ../nbs/07_search.ipynb #797d271a
+# %% ../nbs/07_search.ipynb #21651aba
 DEFAULT_INDEX = Path('reports')/'demo'/'index'
 
 def open_catalog(catalog=None, model=None, embed: str = 'head', cfg: Config | None = None, progress: bool = True,
@@ -396,7 +396,7 @@ def open_catalog(catalog=None, model=None, embed: str = 'head', cfg: Config | No
         df, skipped = screen_images(read_catalog(folder), on_error, artifact_dir(cfg, 'embeddings', 'screened'))
         s = Searcher.build(df, model, cfg, cache_dir=artifact_dir(cfg, 'embeddings'), progress=progress,
                            name=f'query_{folder.name}', embed=embed)
-        s.info['skipped'] = [f'{p}: {r}' for p, r in skipped]
+        s.info['skipped'] = skipped
         return s
     return Searcher.load(folder, model, cfg)
 
@@ -451,7 +451,7 @@ def _demo_report(data, df, te, cfg, dc, table, ckpt, out: Path, steps: _Steps) -
     with atomic_write(out/'report.md', 'w') as fh: fh.write('\n'.join(md) + '\n')
     return out/'report.md'
 
-# %% ../nbs/07_search.ipynb #9a5ddbf5
+# %% ../nbs/07_search.ipynb #8b986874
 def run_demo(data=None, out=None, cfg: Config | None = None, n_products: int | None = None, epochs: int | None = None,
              progress: bool = True, log=print, on_error: str = 'raise') -> dict:
     "The demo job (see `simsop_demo`); returns the before/after table, the report's path and timings."
@@ -480,4 +480,4 @@ def run_demo(data=None, out=None, cfg: Config | None = None, n_products: int | N
     steps.done('built and saved the index, results and grid')
     report = _demo_report(data, df, te, cfg, dc, table, res['best'], out, steps)
     return dict(table=table, report=report, index=out/'index', grid=grid, seconds=steps.total, checkpoint=res['best'],
-                skipped=[f'{p}: {r}' for p, r in skipped])
+                skipped=skipped)

@@ -586,7 +586,7 @@ def pca_start_cv(feats, labels, dims=(128, 256, 512, 1024), n_folds: int = 5, se
     out = pd.concat(tabs).groupby(['embed_dim', 'start'], sort=False).mean(numeric_only=True).reset_index()
     return out.assign(folds=n_folds)
 
-# %% ../nbs/04_training.ipynb #5a266deb
+# %% ../nbs/04_training.ipynb #2d64c6e5
 def train_catalog(cfg: TrainConfig, data=None, out=None, mode: str = 'full', val_frac: float = 0.2,
                   n_products: int | None = None, resume: bool = True, progress: bool = True, on_error: str = 'raise') -> dict | None:
     "Train on a catalog's training products (all of it without a `train` split), `val_frac` of them held out; the summary (None on ranks > 0)."
@@ -601,7 +601,7 @@ def train_catalog(cfg: TrainConfig, data=None, out=None, mode: str = 'full', val
     if dist.is_initialized(): dist.destroy_process_group()
     if rank: return None
     return {**{k: res[k] for k in ('best', 'last', 'step', 'best_r1', 'best_score', 'select', 'best_step', 'stopped_early', 'kind')},
-            'skipped': [f'{p}: {r}' for p, r in skipped]}
+            'skipped': skipped}
 
 # %% ../nbs/04_training.ipynb #847c0eae
 def plot_history(run_dir, ax=None):
