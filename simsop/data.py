@@ -188,7 +188,7 @@ def split_rows(df: pd.DataFrame, split: str) -> pd.DataFrame:
     if out.empty: raise DataError(f"no images in split {split!r} (splits: {sorted(df['split'].unique())})")
     return out
 
-# %% ../nbs/01_data.ipynb #92e723c5
+# %% ../nbs/01_data.ipynb #31483c2a
 class ImageLoadError(OSError):
     "An image that cannot be loaded; the message names the file and the reason."
     def __init__(self, path, reason):
@@ -216,13 +216,14 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         return Image.alpha_composite(bg, im).convert('RGB')
     return im.convert('RGB')
 
-def load_image(path, max_pixels: int | None = None, draft: tuple | None = None) -> Image.Image:
-    "Load any supported image as upright RGB, or raise `ImageLoadError` naming the file."
+def load_image(path, max_pixels: int | None = None, draft: tuple | None = None, data: bytes | None = None) -> Image.Image:
+    """Load any supported image as upright RGB, or raise `ImageLoadError` naming the file.
+    With `data` (an upload's bytes) the image is decoded from memory and `path` is only the name errors give."""
     path = str(path); limit = _max_pixels(max_pixels)
     try:
-        if os.path.getsize(path) == 0: raise ImageLoadError(path, 'empty file (0 bytes)')
+        if (len(data) if data is not None else os.path.getsize(path)) == 0: raise ImageLoadError(path, 'empty file (0 bytes)')
         old = Image.MAX_IMAGE_PIXELS; Image.MAX_IMAGE_PIXELS = None   # we check the limit ourselves, per call
-        try: im = Image.open(path)
+        try: im = Image.open(path if data is None else io.BytesIO(data))
         finally: Image.MAX_IMAGE_PIXELS = old
         w, h = im.size
         if limit and w * h > limit:

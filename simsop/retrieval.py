@@ -286,7 +286,7 @@ def _sha1(path, chunk=1 << 22) -> str:
 def _normalize(x: np.ndarray) -> np.ndarray:
     x = x.copy(); faiss.normalize_L2(x); return x
 
-# %% ../nbs/05_retrieval.ipynb #75f4eac4
+# %% ../nbs/05_retrieval.ipynb #bc0f9120
 class Index:
     "A FAISS index (inner product) with a sidecar of ids, paths, labels and the embedding fingerprint (model, dim)."
     def __init__(self, dim: int, factory: str = 'Flat', model: str = 'unknown', normalize: bool = True,
@@ -347,6 +347,14 @@ class Index:
                             'label': np.asarray(col(labels, 'labels', [-1] * n), dtype=np.int64)})
         self.index.add(x)
         self.meta = pd.concat([self.meta, new], ignore_index=True) if len(self.meta) else new
+        return self
+
+    def remove(self, rows) -> 'Index':
+        "Drop `rows` (a Flat index keeps the order of the rest, as `meta` does; other kinds would renumber their rows)."
+        if not isinstance(faiss.downcast_index(self.index), faiss.IndexFlat):
+            raise ValueError(f'removing vectors needs a Flat index, not {self.factory!r}: rebuild the catalog without them')
+        rows = np.asarray(rows, dtype=np.int64)
+        self.index.remove_ids(faiss.IDSelectorBatch(rows)); self.meta = self.meta.drop(index=rows).reset_index(drop=True)
         return self
 
     @classmethod

@@ -24,28 +24,21 @@ from .analysis import results_frame, pick_cases, compare_models_grid, save_png, 
 
 # %% auto #0
 __all__ = ['QUERY_EXTS', 'VIEW_NAMES', 'QUERY_MODES', 'CATALOG_COLUMNS', 'DEFAULT_INDEX', 'prepare_query', 'query_paths',
-           'query_views', 'model_parts', 'view_features', 'pool_views', 'embed_queries', 'load_query_model',
-           'model_key', 'model_spec', 'embedding_config', 'catalog_index', 'Searcher', 'read_manifest', 'run_query',
-           'render_error', 'render_results', 'QueryPicker', 'evaluate_catalog', 'index_catalog', 'open_catalog',
-           'search_files', 'run_demo']
+           'query_views', 'model_parts', 'view_tensors', 'backbone_features', 'view_features', 'pool_views',
+           'embed_queries', 'load_query_model', 'model_key', 'model_spec', 'embedding_config', 'catalog_index',
+           'Searcher', 'read_manifest', 'run_query', 'render_error', 'render_results', 'QueryPicker',
+           'evaluate_catalog', 'index_catalog', 'open_catalog', 'search_files', 'run_demo']
 
-# %% ../nbs/07_search.ipynb #1d648a1d
+# %% ../nbs/07_search.ipynb #2ef25d25
 QUERY_EXTS = frozenset(IMAGE_EXTS)
 
 def prepare_query(src, name: str | None = None, max_side: int = 1024, max_pixels: int | None = None) -> Image.Image:
     "A query image (path, or the bytes of an upload called `name`) as upright RGB, at most `max_side` pixels a side."
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        name = Path(name or 'upload').name
-        data = bytes(src)
-        with tempfile.TemporaryDirectory(prefix='simsop-upload-') as d:
-            p = Path(d)/name
-            p.write_bytes(data)
-            try: return prepare_query(p, max_side=max_side, max_pixels=max_pixels)
-            except ImageLoadError as e: raise ImageLoadError(name, e.reason) from None
-    path = Path(src)
-    if not path.exists(): raise ImageLoadError(path, 'no such file')
-    if path.is_dir(): raise ImageLoadError(path, 'is a folder, not an image')
-    im = load_image(path, max_pixels=max_pixels, draft=(max_side, max_side))
+    data = bytes(src) if isinstance(src, (bytes, bytearray, memoryview)) else None
+    path = Path(src) if data is None else (name or 'upload')
+    if data is None and not path.exists(): raise ImageLoadError(path, 'no such file')
+    if data is None and path.is_dir(): raise ImageLoadError(path, 'is a folder, not an image')
+    im = load_image(path, max_pixels=max_pixels, draft=(max_side, max_side), data=data)
     if max(im.size) > max_side: im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC, reducing_gap=2.0)
     return im
 
@@ -79,11 +72,20 @@ def query_views(im: Image.Image, mode: str = 'full', crop: float = 0.7) -> list[
         out.append(ImageOps.mirror(v) if VIEW_NAMES[i].endswith('_flip') else v)
     return out
 
-# %% ../nbs/07_search.ipynb #313f0f1a
+# %% ../nbs/07_search.ipynb #97669fbd
 def model_parts(model) -> tuple:
     "`(backbone, head)` of a fine-tuned `EmbeddingModel`, or `(model, None)` for a plain backbone."
     if all(hasattr(model, a) for a in ('backbone', 'head', 'features')): return model.backbone, model.head
     return model, None
+
+def view_tensors(im: Image.Image, mode: str, transform, crop: float = 0.7) -> torch.Tensor:
+    "`(V, 3, H, W)`: the views of query mode `mode` of one image through the model's eval `transform`."
+    return torch.stack([transform(v) for v in query_views(im, mode, crop)])
+
+@torch.no_grad()
+def backbone_features(backbone, x: torch.Tensor, device='cpu') -> torch.Tensor:
+    "L2-normalised float32 backbone features of a batch of view tensors (on the CPU)."
+    return F.normalize(backbone(x.to(device)).float(), dim=1).cpu()
 
 @torch.no_grad()
 def view_features(model, images, mode: str = 'full', data_config: dict | None = None, crop: float = 0.7,
@@ -94,11 +96,11 @@ def view_features(model, images, mode: str = 'full', data_config: dict | None = 
     nv = len(QUERY_MODES[mode]); backbone.eval().to(device)
     out, buf = [], []
     def flush():
-        if buf: out.append(F.normalize(backbone(torch.stack(buf).to(device)).float(), dim=1).cpu()); buf.clear()
+        if buf: out.append(backbone_features(backbone, torch.cat(buf), device)); buf.clear()
     for im in tqdm(images, desc=f'embedding {mode} views', disable=not progress, leave=False):
         if not isinstance(im, Image.Image): im = prepare_query(im)
-        buf += [tf(v) for v in query_views(im, mode, crop)]
-        if len(buf) >= batch_size: flush()
+        buf.append(view_tensors(im, mode, tf, crop))
+        if sum(map(len, buf)) >= batch_size: flush()
     flush()
     d = getattr(backbone, 'num_features', None)
     f = torch.cat(out) if out else torch.zeros(0, d or 1)
@@ -161,7 +163,7 @@ def embedding_config(model, cfg: Config | None = None) -> dict:
     dc = get_data_config(model) if own else get_data_config(model, cfg.img_size)
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in dc.items()}
 
-# %% ../nbs/07_search.ipynb #cbb1e48c
+# %% ../nbs/07_search.ipynb #e07d4caa
 CATALOG_COLUMNS = ['image_id', 'path', 'class_id', 'super_class_id', 'split', 'super_class']
 
 def catalog_index(emb: np.ndarray, catalog: pd.DataFrame, key: str):
@@ -188,17 +190,29 @@ class Searcher:
 
     def search(self, images, k: int = 5, mode: str = 'full') -> pd.DataFrame:
         "Top-`k` catalog images for each query (PIL images or paths): one row per (query, rank)."
-        q = embed_queries(self.model, images, mode, self.data_config)
-        k = max(1, min(int(k), len(self.catalog)))
-        scores, ids = self.index.search(q, k)
-        rows = []
-        for qi in range(len(q)):
-            for r in range(k):
-                if ids[qi, r] < 0: continue
-                c = self.catalog.iloc[int(ids[qi, r])]
-                rows.append(dict(query=qi, rank=r + 1, score=float(scores[qi, r]), image_id=int(c.image_id),
-                                 class_id=int(c.class_id), super_class=c.super_class, path=c.path))
-        return pd.DataFrame(rows, columns=['query', 'rank', 'score', 'image_id', 'class_id', 'super_class', 'path'])
+        return self.lookup(embed_queries(self.model, images, mode, self.data_config), k)
+
+    def lookup(self, q: np.ndarray, k: int = 5) -> pd.DataFrame:
+        "Top-`k` catalog images for each query embedding (rows of `q`, from this searcher's model)."
+        cols = ['query', 'rank', 'score', 'image_id', 'class_id', 'super_class', 'path']
+        if not len(self.catalog): return pd.DataFrame(columns=cols)
+        scores, rows = self.index.search(q, max(1, min(int(k), len(self.catalog))))
+        qi, r = np.nonzero(rows >= 0); c = self.catalog.iloc[rows[qi, r]]
+        return pd.DataFrame(dict(query=qi, rank=r + 1, score=scores[qi, r].astype(float), image_id=c['image_id'].to_numpy(),
+                                 class_id=c['class_id'].to_numpy(), super_class=c['super_class'].to_numpy(), path=c['path'].to_numpy()))[cols]
+
+    def add(self, emb: np.ndarray, items: pd.DataFrame) -> 'Searcher':
+        "Append catalog rows `items` (`CATALOG_COLUMNS`) with their embeddings `emb` from this searcher's model."
+        self.index.add(emb, ids=items['image_id'], paths=items['path'], labels=items['class_id'])
+        self.catalog = pd.concat([self.catalog, items[CATALOG_COLUMNS]], ignore_index=True); self.info['n'] = len(self.catalog)
+        return self
+
+    def remove(self, image_ids) -> int:
+        "Drop the catalog images `image_ids` from the index and the table; returns how many were there."
+        rows = np.flatnonzero(self.catalog['image_id'].isin(list(image_ids)))
+        self.index.remove(rows); self.catalog = self.catalog.drop(index=rows).reset_index(drop=True)
+        self.info['n'] = len(self.catalog)
+        return len(rows)
 
     def save(self, folder) -> Path:
         """Publish the index (with its sidecar) and the catalog table into `folder` as one set: new files under a fresh
