@@ -22,8 +22,8 @@ import pyarrow as pa, pyarrow.parquet as pq
 
 # %% auto #0
 __all__ = ['OFFLINE_ARCH', 'WeightsError', 'offline_weights_file', 'read_state_dict', 'map_state_dict', 'create_backbone',
-           'get_data_config', 'weights_fingerprint', 'extract_embeddings', 'ForwardCounter', 'extract_catalog',
-           'save_embeddings', 'load_embeddings']
+           'get_data_config', 'weights_fingerprint', 'split_transform', 'normalize_uint8', 'extract_embeddings',
+           'ForwardCounter', 'extract_catalog', 'save_embeddings', 'load_embeddings']
 
 # %% ../nbs/02_backbones.ipynb #e6fde493
 OFFLINE_ARCH = 'tf_efficientnet_lite0'
@@ -211,7 +211,7 @@ def weights_fingerprint(obj, name: str | None = None) -> str:
     if spec == 'random': return fingerprint('random', name)
     return fingerprint('file', file_fingerprint(spec, full=True))
 
-# %% ../nbs/02_backbones.ipynb #574c229a
+# %% ../nbs/02_backbones.ipynb #67a87a80
 class _ToUint8HWC:
     "PIL image -> uint8 HxWxC tensor (the batch then permutes to NCHW in channels-last layout for free)."
     def __call__(self, im): return torch.from_numpy(np.array(im, dtype=np.uint8, copy=True))
@@ -229,7 +229,7 @@ class _ResizeCenterCrop:
         im = im.resize((c, h), self.resample, box=(left * sx, 0, (left + c) * sx, h))
         return im.resize((c, c), self.resample, box=(0, top * sy, c, (top + c) * sy))
 
-def _split_transform(data_config: dict):
+def split_transform(data_config: dict):
     "(PIL part of the eval transform + uint8 conversion, mean, std); normalisation then happens per batch."
     tf = make_transform(data_config, train=False)
     ts = list(getattr(tf, 'transforms', []))
@@ -242,6 +242,11 @@ def _split_transform(data_config: dict):
         pil = [_ResizeCenterCrop(size, pil[1].size[0], pil_modes_mapping[pil[0].interpolation])]
     return (T.Compose(pil + [_ToUint8HWC()]), torch.as_tensor(ts[-1].mean).float().clone(),
             torch.as_tensor(ts[-1].std).float().clone())
+
+def normalize_uint8(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    "A uint8 NHWC batch -> float NCHW normalised by `mean` / `std` (of 0-1 pixels), with channels-last strides for free."
+    m, s = (mean * 255).to(x.device).view(1, 3, 1, 1), (std * 255).to(x.device).view(1, 3, 1, 1)
+    return x.permute(0, 3, 1, 2).float().sub_(m).div_(s)
 
 def _model_name(model: nn.Module) -> str:
     tm = _timm_module(model)
@@ -296,7 +301,7 @@ class _ChunkCache:
         with atomic_write(self.final) as f: np.save(f, out)
         for c in range(self.n_chunks): self.chunk(c).unlink(missing_ok=True)
 
-# %% ../nbs/02_backbones.ipynb #e0dc322b
+# %% ../nbs/02_backbones.ipynb #cfe4aa6d
 def _cache_key(model, dc: dict, paths, normalize: bool, amp) -> dict:
     "What an embedding run depends on: model, weights, data config, the files, normalisation, precision."
     return dict(version=1, model=_model_name(model), weights=weights_fingerprint(model), input_size=list(dc['input_size']),
@@ -305,7 +310,7 @@ def _cache_key(model, dc: dict, paths, normalize: bool, amp) -> dict:
 
 def _loader(paths, dc: dict, batches, device, num_workers, batch_size, max_pixels):
     "`(DataLoader of uint8 NHWC batches, mean, std)` for `batches` of row indices; workers decode and crop."
-    pil_tf, mean, std = _split_transform(dc)
+    pil_tf, mean, std = split_transform(dc)
     ds = ImageDataset(paths, pil_tf, max_pixels=max_pixels, draft=draft_size(dc))
     nw = _default_workers(device, len(batches) * batch_size, batch_size) if num_workers is None else num_workers
     dl = torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=nw, pin_memory=device.type == 'cuda',
@@ -316,10 +321,9 @@ def _loader(paths, dc: dict, batches, device, num_workers, batch_size, max_pixel
 def _embed_batches(model, dl, mean, std, device, amp, channels_last: bool, normalize: bool, pbar=None):
     "Yield `(row indices, float32 embeddings)` per batch: uint8 NHWC -> normalised NCHW -> model under autocast `amp`."
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    if mean is not None: mean, std = (mean * 255).to(device).view(1, 3, 1, 1), (std * 255).to(device).view(1, 3, 1, 1)
     for x, _, idx in dl:
         x = x.to(device, non_blocking=True)
-        if mean is not None: x = x.permute(0, 3, 1, 2).float().sub_(mean).div_(std)   # channels-last strides for free
+        if mean is not None: x = normalize_uint8(x, mean, std)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             e = model(x.contiguous(memory_format=fmt)).float().flatten(1)
         if normalize: e = F.normalize(e, dim=1)

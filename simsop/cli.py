@@ -245,7 +245,7 @@ def simsop_demo(
     print(f"\nBefore/after fine-tuning ({r['seconds']:.0f} s; report: {r['report']})\n", flush=True)
     print_table(r['table'])
 
-# %% ../nbs/10_cli.ipynb #cdadb8f1
+# %% ../nbs/10_cli.ipynb #d6e1c124
 @call_parse
 def simsop_serve(
     catalog: str = None,        # a saved index (simsop_index / simsop_demo); default: artifacts/reports/demo/index
@@ -258,9 +258,10 @@ def simsop_serve(
     workers: int = None,        # decoding threads (default: the cores)
     max_batch: int = 32,        # views per forward pass
     max_wait_ms: float = 10,    # longest wait for queries still being decoded before a forward pass
+    quiet: store_true = False,  # no access log (one line per request)
     debug: store_true = False,      # show the traceback of an error
 ):
     "Serve a catalog: a web page at / and a JSON API (POST /search, GET /catalog, POST and DELETE /catalog/items)."
     settings = ServeSettings(**given(token=token, max_upload_mb=max_upload_mb, timeout=timeout, workers=workers,
                                      max_batch=max_batch, max_wait_ms=max_wait_ms))
-    with user_errors(debug): serve(catalog, model, host, port, settings)
+    with user_errors(debug): serve(catalog, model, host, port, settings, log_level='warning' if quiet else 'info')
