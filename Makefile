@@ -1,6 +1,7 @@
 # simsop: the two commands are `make demo` and `make test`; the rest are helpers.
 #   make venv         create .venv and install simsop with its dev extras (only when settings.ini/setup.py changed)
 #   make demo         run the main job on the built-in synthetic catalog (ARGS="..." passes options to simsop_demo)
+#   make serve        serve the demo's index: web page + JSON API on http://127.0.0.1:8000 (ARGS="..." to simsop_serve)
 #   make test         everything: library in sync, notebooks clean, nbdev_test, pytest, docs site in headless Chromium
 #   make docs         build the docs site offline (mkdocs) into build/site and check it in Chromium
 #   make docs-serve   serve build/site on http://127.0.0.1:8000 (PORT=...), where its search works
@@ -20,7 +21,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo test docs docs-serve docs-quarto readme chromium clean distclean
+.PHONY: venv demo serve test docs docs-serve docs-quarto readme chromium clean distclean
 
 venv: $(STAMP)
 
@@ -34,6 +35,9 @@ $(STAMP): settings.ini setup.py pyproject.toml
 
 demo: venv
 	$(VENV)/bin/simsop_demo $(ARGS)
+
+serve: venv
+	$(VENV)/bin/simsop_serve $(ARGS)
 
 # Headless Chromium for the docs checks: installed with apt-get when missing and we may (root or password-less sudo).
 chromium:

@@ -72,7 +72,7 @@ class UpdateLog:
 
     def close(self): self._f.close()
 
-# %% ../nbs/09_serve.ipynb #8f16fe3c
+# %% ../nbs/09_serve.ipynb #3949f435
 class Batcher:
     "One thread runs the model; queries that arrive together share a forward pass (`submit` returns a `Future`)."
     def __init__(self, model, data_config: dict, max_batch: int = 32, max_wait: float = 0.01, device: str = 'cpu',
@@ -92,9 +92,9 @@ class Batcher:
         finally:
             with self._lock: self.preparing -= 1
 
-    def submit(self, views: torch.Tensor, mode: str) -> Future:
-        "Embed the views of one query (from `view_tensors`) under query mode `mode`."
-        fut = Future(); self.q.put((views, mode, fut)); return fut
+    def submit(self, views: torch.Tensor, mode: str, then=None) -> Future:
+        "Embed the views of one query (from `view_tensors`) under query mode `mode`; the result is `then(embedding)` if given."
+        fut = Future(); self.q.put((views, mode, fut, then)); return fut
 
     def call(self, fn, *args) -> Future:
         "Run `fn(*args)` on the batcher's thread: index searches and adds too, so that one thread runs all the maths."
@@ -105,7 +105,7 @@ class Batcher:
         self.q.put(None)
         if self._thread is not None: self._thread.join(10)
 
-# %% ../nbs/09_serve.ipynb #a88c3d30
+# %% ../nbs/09_serve.ipynb #8dd8532b
 from fastcore.basics import patch
 
 @patch
@@ -114,8 +114,10 @@ def _take(self: Batcher) -> list:
     items, n, deadline = [], 0, time.monotonic() + self.max_wait
     while (not items or items[-1] is not None) and n < self.max_batch:
         wait = deadline - time.monotonic() if self.preparing else 0
-        try: it = self.q.get() if not items else self.q.get(timeout=wait) if wait > 0 else self.q.get_nowait()
-        except queue.Empty: break
+        try: it = self.q.get(timeout=0.2) if not items else self.q.get(timeout=wait) if wait > 0 else self.q.get_nowait()
+        except queue.Empty:
+            if items: break
+            continue                 # idle: wake up now and then, so that the main thread runs its signal handlers
         items.append(it); n += len(it[0]) if it and not callable(it[0]) else 0
     return items
 
@@ -130,10 +132,11 @@ def run(self: Batcher):
         items = [it for it in items if not callable(it[0])]
         try:
             if items:
-                f = backbone_features(self.backbone, torch.cat([v for v, _, _ in items]), self.mean, self.std, self.device).numpy()
+                f = backbone_features(self.backbone, torch.cat([it[0] for it in items]), self.mean, self.std, self.device).numpy()
                 self.batches.append(len(items))
-                for (v, mode, fut), part in zip(items, np.split(f, np.cumsum([len(v) for v, _, _ in items])[:-1])):
-                    fut.set_result(pool_views(part[None], mode, self.head)[0])
+                for (v, mode, fut, then), part in zip(items, np.split(f, np.cumsum([len(it[0]) for it in items])[:-1])):
+                    e = pool_views(part[None], mode, self.head)[0]
+                    fut.set_result(e if then is None else then(e))
         except Exception as e:                                  # a failed batch fails its queries, not the thread
             for *_, fut in items:
                 if not fut.done(): fut.set_exception(e)
@@ -233,7 +236,7 @@ class ServeError(Exception):
     "An error a client gets as `{'error': message}` with HTTP status `status`."
     def __init__(self, status: int, message: str): self.status, self.message = status, message; super().__init__(message)
 
-# %% ../nbs/09_serve.ipynb #556ca65d
+# %% ../nbs/09_serve.ipynb #61108f2e
 class Service:
     "The state behind the app: the live catalog, the model's batcher, the decoding pool and the limits."
     def __init__(self, live: LiveCatalog, settings: ServeSettings | None = None, batch_thread: bool = True):
@@ -246,13 +249,13 @@ class Service:
     def _prepare(self, data: bytes, name: str, mode: str):
         im = prepare_query(data, name); return im, view_tensors(im, mode, self.batcher.transform)
 
-    async def embed(self, data: bytes, name: str, mode: str) -> tuple:
-        "`(image, embedding)` of one upload: decoded in the pool, embedded by the batcher."
+    async def embed(self, data: bytes, name: str, mode: str, then=None) -> tuple:
+        "`(image, embedding)` of one upload, decoded in the pool, embedded by the batcher (`(image, then(embedding))` with `then`)."
         with self.batcher.preparing_one():
             try: im, views = await asyncio.wrap_future(self.pool.submit(self._prepare, data, name, mode))
             except ImageTooLarge as e: raise ServeError(413, str(e)) from None
             except ImageLoadError as e: raise ServeError(422, str(e)) from None
-        return im, await asyncio.wrap_future(self.batcher.submit(views, mode))
+        return im, await asyncio.wrap_future(self.batcher.submit(views, mode, then))
 
     async def run(self, fn, *args):
         "Run catalog work (searches, adds, deletes: FAISS, the lock, the journal) on the batcher's thread."
@@ -293,7 +296,7 @@ def info(self: Service) -> dict:
                 dim=s.index.dim, index=s.index.factory, input_size=list(s.data_config['input_size']), query_modes=list(QUERY_MODES),
                 max_k=self.s.max_k, max_upload_mb=self.s.max_upload_mb, writable_with_token=bool(self.s.token))
 
-# %% ../nbs/09_serve.ipynb #cb7075d6
+# %% ../nbs/09_serve.ipynb #be1eb029
 def _results(res: pd.DataFrame) -> list[dict]:
     return [dict(rank=int(r.rank), score=round(float(r.score), 6), image_id=int(r.image_id), class_id=int(r.class_id),
                  super_class=str(r.super_class), thumbnail=f'/thumbs/{int(r.image_id)}') for r in res.itertuples()]
@@ -304,8 +307,8 @@ def _search_routes(app: FastAPI, svc: Service):
         "The top-k catalog images of each uploaded photo."
         svc.check(k=k, mode=mode); t = time.perf_counter(); out = []
         for data, name in await svc.uploads(files):
-            im, e = await svc.embed(data, name, mode)
-            q = dict(name=name, width=im.width, height=im.height, results=_results(await svc.run(svc.live.search, e[None], k)))
+            im, res = await svc.embed(data, name, mode, then=lambda e: svc.live.search(e[None], k))   # one trip to the batcher
+            q = dict(name=name, width=im.width, height=im.height, results=_results(res))
             if preview: q['preview'] = _thumb_uri(im, 200)
             out.append(q)
         return dict(k=k, mode=mode, took_ms=round(1000 * (time.perf_counter() - t), 1), queries=out)
@@ -387,7 +390,7 @@ def create_app(svc: Service) -> FastAPI:
     app.state.service = svc
     return app
 
-# %% ../nbs/09_serve.ipynb #e409e57e
+# %% ../nbs/09_serve.ipynb #3e996b46
 PAGE = '''<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>simsop visual search</title><link rel="icon" href="data:,"><style>
 body{font-family:system-ui,sans-serif;margin:16px auto;max-width:1100px;padding:0 10px}
@@ -436,7 +439,7 @@ async function search() {
   done.forEach((r, i) => {
     if (r.status === 'rejected') { rows[i].className = 'error'; rows[i].textContent = '\u26a0 ' + r.reason.message; return; }
     const q = r.value; rows[i].append(figure(q.preview, esc(q.name), 'query'));
-    for (const x of q.results) rows[i].append(figure(x.thumbnail.replace(/^\//, ''), `#${x.rank} product ${x.class_id}<br>score ${x.score.toFixed(3)}`, 'result'));
+    for (const x of q.results) rows[i].append(figure(x.thumbnail.slice(1),   /* relative: works behind a path prefix */ `#${x.rank} product ${x.class_id}<br>score ${x.score.toFixed(3)}`, 'result'));
   });
   const bad = done.filter(r => r.status === 'rejected').length;
   $('status').textContent = `${files.length - bad} of ${files.length} photo(s) searched${bad ? `, ${bad} error(s)` : ''} in ${Math.round(performance.now() - t)} ms`;

@@ -48,3 +48,20 @@ def executed():
     print(f'\nexecuted {len(recs)} notebooks in {time.time() - t0:.0f} s: ' +
           ', '.join(f"{k} {r['seconds']}s{'' if r['passed'] else ' FAILED'}" for k, r in recs.items()))
     return recs
+
+
+CHROMIUM = next((p for p in (os.environ.get('SIMSOP_CHROMIUM'), shutil.which('chromium'), shutil.which('chromium-browser'),
+                             shutil.which('google-chrome')) if p), None)
+DRIVER = os.environ.get('SIMSOP_CHROMEDRIVER') or shutil.which('chromedriver')
+NO_CHROMIUM = 'needs Chromium and chromedriver (apt-get install chromium chromium-driver)'
+
+
+def chromium(tmp_path, window: str = '1400,1000'):
+    "Headless Chromium (Selenium) with its own profile under `tmp_path`, no background traffic."
+    import tempfile
+    from selenium import webdriver
+    o = webdriver.ChromeOptions(); o.binary_location = CHROMIUM
+    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+              '--disable-component-update', '--no-first-run', f'--window-size={window}', f'--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}'):
+        o.add_argument(a)
+    return webdriver.Chrome(service=webdriver.ChromeService(DRIVER), options=o)

@@ -3,17 +3,14 @@
 Opens a small notebook that shows the query picker over a saved synthetic-catalog index, runs all cells from the
 Run menu, picks a query in the rendered dropdown and checks that K result images appear in the output area.
 A screenshot and the JupyterLab log are kept under the test's tmp folder on failure."""
-import os, secrets, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+import os, secrets, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
+from conftest import CHROMIUM, DRIVER, NO_CHROMIUM, chromium
 
 K = 4
-CHROMIUM = next((p for p in (os.environ.get('SIMSOP_CHROMIUM'), shutil.which('chromium'), shutil.which('chromium-browser'),
-                             shutil.which('google-chrome')) if p), None)
-DRIVER = os.environ.get('SIMSOP_CHROMEDRIVER') or shutil.which('chromedriver')
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason='needs Chromium and chromedriver (apt-get install chromium chromium-driver)')
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=NO_CHROMIUM)
 
 NOTEBOOK = '''import os
 os.environ['SIMSOP_DEVICE'] = 'cpu'
@@ -41,7 +38,6 @@ def saved_index(tmp_path_factory):
 
 def test_picker_in_jupyterlab(saved_index, tmp_path):
     import nbformat
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -70,12 +66,7 @@ def test_picker_in_jupyterlab(saved_index, tmp_path):
             except Exception: time.sleep(0.5)
         else: pytest.fail(f'JupyterLab did not answer on {base} within 120 s; log: {tmp_path/"jupyterlab.log"}')
 
-        o = webdriver.ChromeOptions(); o.binary_location = CHROMIUM
-        for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-                  '--disable-component-update', '--no-first-run', '--window-size=1400,1000',
-                  f'--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}'):
-            o.add_argument(a)
-        driver = webdriver.Chrome(service=webdriver.ChromeService(DRIVER), options=o)
+        driver = chromium(tmp_path)
         driver.set_page_load_timeout(120)
         wait = lambda s: WebDriverWait(driver, s)
         step = 'open the notebook'

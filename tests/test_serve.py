@@ -5,10 +5,10 @@
 - headless Chromium opens the page, uploads pug.heic and sees K result images; an empty HEIC shows its error;
 - the command refuses to listen beyond loopback without a token.
 Endpoints and bad inputs one by one, through FastAPI's TestClient, are in nbs/09_serve.ipynb."""
-import os, shutil, signal, socket, subprocess, tempfile, threading, time
+import os, shutil, signal, socket, subprocess, threading, time
 from pathlib import Path
 import pytest
-from conftest import command, tool_env, ROOT
+from conftest import command, tool_env, ROOT, CHROMIUM, DRIVER, NO_CHROMIUM, chromium
 
 SHARED_HEIC = ROOT.parent/'shared'/'data'/'heic'
 K = 4
@@ -124,26 +124,15 @@ def test_refuses_beyond_loopback_without_token(built, tmp_path):
     assert r.returncode == 1 and r.stderr.startswith('error: --host 0.0.0.0 listens beyond this machine'), r.stderr
 
 
-CHROMIUM = next((p for p in (os.environ.get('SIMSOP_CHROMIUM'), shutil.which('chromium'), shutil.which('chromium-browser'),
-                             shutil.which('google-chrome')) if p), None)
-DRIVER = os.environ.get('SIMSOP_CHROMEDRIVER') or shutil.which('chromedriver')
-
-
-@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason='needs Chromium and chromedriver (apt-get install chromium chromium-driver)')
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=NO_CHROMIUM)
 @pytest.mark.skipif(not SHARED_HEIC.is_dir(), reason=f'needs the shared HEIC photos in {SHARED_HEIC}')
 def test_page_uploads_heic_in_chromium(built, tmp_path):
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     srv = Server(built[0], tmp_path).wait_up()
     driver, step = None, 'start Chromium'
     try:
-        o = webdriver.ChromeOptions(); o.binary_location = CHROMIUM
-        for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-                  '--disable-component-update', '--no-first-run', '--window-size=1200,900',
-                  f'--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}'):
-            o.add_argument(a)
-        driver = webdriver.Chrome(service=webdriver.ChromeService(DRIVER), options=o)
+        driver = chromium(tmp_path, '1200,900')
         wait = lambda s: WebDriverWait(driver, s)
         step = 'open the page'
         driver.get(srv.url + '/')
