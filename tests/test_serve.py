@@ -3,6 +3,7 @@
 - kill -9 in the middle of a stream of adds (with searches running beside them), twice: after each restart every
   acknowledged image is found by search, its thumbnail loads, and the catalog holds no more than what was sent;
 - headless Chromium opens the page, uploads pug.heic and sees K result images; an empty HEIC shows its error;
+  the API docs at /docs render (their assets come from the server);
 - the command refuses to listen beyond loopback without a token.
 Endpoints and bad inputs one by one, through FastAPI's TestClient, are in nbs/09_serve.ipynb."""
 import os, shutil, signal, socket, subprocess, threading, time
@@ -155,6 +156,10 @@ def test_page_uploads_heic_in_chromium(built, tmp_path):
         wait(60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, 'img.simsop-result')) == K)
         assert '1 of 2 photo(s) searched, 1 error(s)' in driver.find_element(By.ID, 'status').text
         assert not [e for e in driver.get_log('browser') if e['level'] == 'SEVERE' and 'search' not in e['message']]
+        step = 'the API docs render with no network'
+        driver.get(srv.url + '/docs')
+        ops = wait(60).until(lambda d: d.find_elements(By.CSS_SELECTOR, '.opblock-summary-path'))
+        assert {'/search', '/catalog', '/catalog/items'} <= {o.text.strip() for o in ops}, [o.text for o in ops]
     except Exception as e:
         shot = tmp_path/'failure.png'
         if driver is not None: driver.save_screenshot(str(shot))
