@@ -27,7 +27,7 @@ from .analysis import results_frame, pick_cases, compare_models_grid, save_png, 
 __all__ = ['QUERY_EXTS', 'VIEW_NAMES', 'QUERY_MODES', 'CATALOG_COLUMNS', 'DEFAULT_INDEX', 'prepare_query', 'query_paths',
            'query_views', 'model_parts', 'view_tensors', 'backbone_features', 'view_features', 'pool_views',
            'embed_queries', 'load_query_model', 'model_key', 'model_spec', 'embedding_config', 'catalog_index',
-           'Searcher', 'read_manifest', 'run_query', 'render_error', 'render_results', 'QueryPicker',
+           'Searcher', 'read_manifest', 'thumb_jpeg', 'run_query', 'render_error', 'render_results', 'QueryPicker',
            'evaluate_catalog', 'index_catalog', 'open_catalog', 'search_files', 'run_demo']
 
 # %% ../nbs/07_search.ipynb #2ef25d25
@@ -273,11 +273,15 @@ def _checked_catalog(path: Path, index) -> pd.DataFrame:
                              'the files come from different builds; rebuild the index with simsop_index')
     return cat
 
-# %% ../nbs/07_search.ipynb #bc5fdfd2
-def _thumb_uri(im: Image.Image, size: int = 160) -> str:
+# %% ../nbs/07_search.ipynb #6cd45d84
+def thumb_jpeg(im: Image.Image, size: int = 160) -> bytes:
+    "A JPEG thumbnail of `im`, at most `size` pixels a side."
     im = im.copy(); im.thumbnail((size, size))
     buf = io.BytesIO(); im.save(buf, 'JPEG', quality=85)
-    return 'data:image/jpeg;base64,' + base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
+
+def _thumb_uri(im: Image.Image, size: int = 160) -> str:
+    return 'data:image/jpeg;base64,' + base64.b64encode(thumb_jpeg(im, size)).decode()
 
 def run_query(searcher, src, name: str | None = None, k: int = 5, mode: str = 'full') -> tuple:
     "`(query image, top-k DataFrame)` for one path or upload; raises `ImageLoadError` for an unreadable one."
