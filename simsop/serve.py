@@ -106,7 +106,7 @@ class Batcher:
         self.q.put(None)
         if self._thread is not None: self._thread.join(10)
 
-# %% ../nbs/09_serve.ipynb #8dd8532b
+# %% ../nbs/09_serve.ipynb #07ed82a2
 from fastcore.basics import patch
 
 @patch
@@ -126,7 +126,8 @@ def _take(self: Batcher) -> list:
 def run(self: Batcher):
     "The batching loop, on the calling thread, until `close`."
     while True:
-        items = self._take(); stop = items[-1] is None; items = [it for it in items if it is not None]
+        items = self._take(); stop = items[-1] is None
+        items = [it for it in items if it is not None and it[2].set_running_or_notify_cancel()]   # skip timed-out requests
         for fn, args, fut in [it for it in items if callable(it[0])]:
             try: fut.set_result(fn(*args))
             except Exception as e: fut.set_exception(e)
@@ -139,8 +140,8 @@ def run(self: Batcher):
                     e = pool_views(part[None], mode, self.head)[0]
                     fut.set_result(e if then is None else then(e))
         except Exception as e:                                  # a failed batch fails its queries, not the thread
-            for *_, fut in items:
-                if not fut.done(): fut.set_exception(e)
+            for it in items:
+                if not it[2].done(): it[2].set_exception(e)
         if stop: return
 
 # %% ../nbs/09_serve.ipynb #f088bd01
