@@ -3,11 +3,12 @@
 Synthetic SOP-sized embeddings (60,502 x 256, L2-normalised, products of 2-12 images like SOP, noise chosen so that
 Recall@1 is about 0.7), evaluated within the split (leave-one-out) by
   * ours:  simsop.retrieval.evaluate: R@1/5/10/100, P@1/5/10, R-Precision, MAP@R
+  * FAISS: one exact IndexFlatIP search with k = 11 (the floor for R@10 by a plain search; no metrics)
   * PML:   AccuracyCalculator(k="max_bin_count") precision_at_1, r_precision, mean_average_precision_at_r
 each in its own process, so that peak memory (ru_maxrss of that process, the data loading and imports included) is
 measured separately. Only the metric call itself is timed (wall and CPU seconds: on a shared machine the CPU time
 is the steadier comparison). Last line: one JSON object
-{"ours_s", "pml_s", "ours_peak_gb", "pml_peak_gb", "max_abs_diff", ...}.
+{"ours_s", "pml_s", "faiss_k11_s", "ours_over_faiss", "ours_over_pml", "ours_peak_gb", "pml_peak_gb", "max_abs_diff", ...}.
 
     python bench/evaluate.py [--n 60502] [--d 256] [--noise 1.62]
 Run by hand (about a minute), not in CI.
@@ -23,6 +24,10 @@ def _child(kind, emb_path, lab_path):
     if kind == 'ours':
         from simsop.retrieval import evaluate
         fn = lambda: evaluate(x, y, ks=(1, 5, 10, 100), precision_ks=(1, 5, 10))
+    elif kind == 'faiss':                      # the floor: one exact FAISS search, k = 11 (the query itself + 10)
+        import faiss
+        index = faiss.IndexFlatIP(x.shape[1]); index.add(x)
+        fn = lambda: (index.search(x, 11), {})[1]
     else:
         from simsop.retrieval import pml_metrics
         fn = lambda: pml_metrics(x, y)
@@ -49,9 +54,14 @@ def main(n: int = 60502, d: int = 256, noise: float = 1.62, seed: int = 0,
         ep, lp = str(Path(tmp)/'emb.npy'), str(Path(tmp)/'lab.npy')
         np.save(ep, x); np.save(lp, y); del x
         ours = run('ours', ep, lp); print('ours', json.dumps(ours), file=sys.stderr, flush=True)
+        fk = run('faiss', ep, lp); print('faiss', json.dumps(fk), file=sys.stderr, flush=True)
         pml = run('pml', ep, lp); print('pml ', json.dumps(pml), file=sys.stderr, flush=True)
     diff = max(abs(ours['metrics'][k] - pml['metrics'][k]) for k in pml['metrics'])
-    print(json.dumps(dict(ours_s=round(ours['seconds'], 2), pml_s=round(pml['seconds'], 2),
+    print(f"ours / FAISS k=11 = {ours['seconds'] / fk['seconds']:.2f} (target <= 0.8), ours / PML = "
+          f"{ours['seconds'] / pml['seconds']:.2f} (target <= 0.25), ours peak {ours['peak_gb']:.2f} GB (target <= 1), "
+          f"max |ours - PML| = {diff:.1e} (target <= 1e-6)", file=sys.stderr)
+    print(json.dumps(dict(ours_s=round(ours['seconds'], 2), pml_s=round(pml['seconds'], 2), faiss_k11_s=round(fk['seconds'], 2),
+                          ours_over_faiss=round(ours['seconds'] / fk['seconds'], 3), ours_over_pml=round(ours['seconds'] / pml['seconds'], 3),
                           ours_peak_gb=round(ours['peak_gb'], 3), pml_peak_gb=round(pml['peak_gb'], 3),
                           max_abs_diff=float(diff), ours_cpu_s=round(ours['cpu_seconds'], 1),
                           pml_cpu_s=round(pml['cpu_seconds'], 1), n=n, dim=d, products=int(len(sizes)),

@@ -22,7 +22,7 @@ __all__ = ['USER_ERRORS', 'ON_ERROR', 'EMBED', 'AMP', 'user_errors', 'report_ski
            'simsop_extract', 'simsop_train', 'simsop_eval', 'simsop_index', 'simsop_query', 'simsop_dedup',
            'simsop_demo', 'simsop_serve']
 
-# %% ../nbs/10_cli.ipynb #f1338a44
+# %% ../nbs/10_cli.ipynb #40716670
 USER_ERRORS = (OSError, ValueError, WeightsError, IndexFileError, ArithmeticError)
 
 @contextlib.contextmanager
@@ -45,7 +45,7 @@ def given(**kw) -> dict:
 # Options several commands share, declared once
 ON_ERROR = Param("unreadable images: 'raise' (stop first, naming each) or 'skip' (leave them out, listed)", str, choices=['raise', 'skip'])
 EMBED = Param("with a checkpoint: its 'head' output, or its fine-tuned 'backbone' (head discarded)", str, choices=['head', 'backbone'])
-AMP = Param("mixed precision: 'auto' (bf16/fp16 on GPU; CPU: full precision to extract, bf16 to train), 'bf16', 'fp16' or 'off'", str, choices=list(AMP_MODES))
+AMP = Param("mixed precision: 'auto' (bf16/fp16 on GPU, bf16 on CPUs that have it natively, else full precision), 'bf16', 'fp16' or 'off'", str, choices=list(AMP_MODES))
 
 def print_table(df: pd.DataFrame, floatfmt='.4f'):
     print(df.to_markdown(index=False, floatfmt=floatfmt), flush=True)

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'ARTIFACT_DIRS', 'is_full', 'get_device', 'amp_dtype', 'rank_world', 'init_distributed',
+__all__ = ['AMP_MODES', 'ARTIFACT_DIRS', 'is_full', 'get_device', 'cpu_has_bf16', 'amp_dtype', 'rank_world', 'init_distributed',
            'default_artifacts', 'Config', 'seed_everything', 'atomic_write', 'atomic_path', 'clean_stale_temps',
            'publish_set', 'recover_set', 'FolderInUseError', 'folder_lock', 'write_json', 'torch_save', 'fingerprint',
            'file_fingerprint', 'artifact_dir', 'repo_root', 'shared_data']
@@ -32,16 +32,24 @@ def get_device() -> str:
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return 'mps'
     return 'cpu'
 
-# %% ../nbs/00_core.ipynb #9d360e42
+# %% ../nbs/00_core.ipynb #4561634a
+def cpu_has_bf16(caps: dict | None = None) -> bool:
+    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), from `torch.cpu.get_capabilities()` or `caps`."
+    if caps is None:
+        get = getattr(torch.cpu, 'get_capabilities', None)
+        caps = get() if get else {}
+    return bool(caps.get('avx512_bf16') or caps.get('amx_bf16'))
+
+# %% ../nbs/00_core.ipynb #31319a54
 AMP_MODES = ('auto', 'bf16', 'fp16', 'off')
 
-def amp_dtype(amp: str = 'auto', device='cpu', cpu_auto: bool = False):
-    "The autocast dtype of `amp` on `device`, or None for full precision (see `AMP_MODES`)."
+def amp_dtype(amp: str = 'auto', device='cpu', caps: dict | None = None):
+    "The autocast dtype of `amp` on `device`, or None for full precision (see `AMP_MODES`; `caps` as in `cpu_has_bf16`)."
     if amp not in AMP_MODES: raise ValueError(f'amp must be one of {AMP_MODES}, not {amp!r}')
     dev = torch.device(device).type
     if amp == 'auto':
         if dev == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if cpu_auto and dev == 'cpu' else None
+        return torch.bfloat16 if dev == 'cpu' and cpu_has_bf16(caps) else None
     return {'off': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]
 
 # %% ../nbs/00_core.ipynb #60817df2

@@ -73,7 +73,7 @@ def query_views(im: Image.Image, mode: str = 'full', crop: float = 0.7) -> list[
         out.append(ImageOps.mirror(v) if VIEW_NAMES[i].endswith('_flip') else v)
     return out
 
-# %% ../nbs/07_search.ipynb #6d6ac3c8
+# %% ../nbs/07_search.ipynb #09c0999a
 def model_parts(model) -> tuple:
     "`(backbone, head)` of a fine-tuned `EmbeddingModel`, or `(model, None)` for a plain backbone."
     if all(hasattr(model, a) for a in ('backbone', 'head', 'features')): return model.backbone, model.head
@@ -85,22 +85,24 @@ def view_tensors(im: Image.Image, mode: str, transform, crop: float = 0.7) -> to
     return torch.from_numpy(np.stack([np.asarray(transform(v)) for v in query_views(im, mode, crop)]))
 
 @torch.inference_mode()
-def backbone_features(backbone, x: torch.Tensor, mean=None, std=None, device='cpu') -> torch.Tensor:
-    "L2-normalised float32 backbone features of a batch of views (uint8 NHWC, normalised here by `mean` / `std`)."
-    x = x.to(device)
+def backbone_features(backbone, x: torch.Tensor, mean=None, std=None, device='cpu', amp: str = 'auto') -> torch.Tensor:
+    """L2-normalised float32 backbone features of a batch of views (uint8 NHWC, normalised here by `mean` / `std`), under
+    autocast `amp` as extraction runs (`amp_dtype`: bf16 where the CPU has it)."""
+    x, dt = x.to(device), amp_dtype(amp, device)
     if mean is not None: x = normalize_uint8(x, mean, std)
-    return F.normalize(backbone(x.contiguous(memory_format=torch.channels_last)).float(), dim=1).cpu()
+    with torch.autocast(torch.device(device).type, dtype=dt or torch.float32, enabled=dt is not None):
+        return F.normalize(backbone(x.contiguous(memory_format=torch.channels_last)).float(), dim=1).cpu()
 
 @torch.no_grad()
 def view_features(model, images, mode: str = 'full', data_config: dict | None = None, crop: float = 0.7,
-                  batch_size: int = 64, device: str = 'cpu', progress: bool = False) -> np.ndarray:
+                  batch_size: int = 64, device: str = 'cpu', progress: bool = False, amp: str = 'auto') -> np.ndarray:
     "`(N, V, D)` L2-normalised backbone features of the `V` views of mode `mode` of each image (PIL or path)."
     backbone, _ = model_parts(model)
     tf, mean, std = split_transform(data_config or get_data_config(model))
     nv = len(QUERY_MODES[mode]); backbone.eval().to(device)
     out, buf = [], []
     def flush():
-        if buf: out.append(backbone_features(backbone, torch.cat(buf), mean, std, device)); buf.clear()
+        if buf: out.append(backbone_features(backbone, torch.cat(buf), mean, std, device, amp)); buf.clear()
     for im in tqdm(images, desc=f'embedding {mode} views', disable=not progress, leave=False):
         if not isinstance(im, Image.Image): im = prepare_query(im)
         buf.append(view_tensors(im, mode, tf, crop))
@@ -167,12 +169,14 @@ def embedding_config(model, cfg: Config | None = None) -> dict:
     dc = get_data_config(model) if own else get_data_config(model, cfg.img_size)
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in dc.items()}
 
-# %% ../nbs/07_search.ipynb #d6e6b524
+# %% ../nbs/07_search.ipynb #fd48ab1b
 CATALOG_COLUMNS = ['image_id', 'path', 'class_id', 'super_class_id', 'split', 'super_class']
 
 def catalog_index(emb: np.ndarray, catalog: pd.DataFrame, key: str):
-    "A `simsop.retrieval.Index` of `emb` carrying the catalog's image ids, paths and product ids, tied to model `key`."
-    return Index.from_embeddings(emb, ids=catalog['image_id'], paths=catalog['path'], labels=catalog['class_id'], model=key)
+    """A `simsop.retrieval.Index` of `emb` carrying the catalog's image ids, paths and product ids, tied to model `key`:
+    exact up to `FLAT_MAX` images, else the compressed index of `auto_factory`, tuned on the catalog."""
+    return Index.from_embeddings(emb, ids=catalog['image_id'], paths=catalog['path'], labels=catalog['class_id'], model=key,
+                                 factory='auto')
 
 class Searcher:
     "A catalog's index plus the model (and data config) that embeds queries for it."

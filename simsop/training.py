@@ -32,7 +32,7 @@ __all__ = ['CKPT_FORMAT', 'RESUME_FREE', 'TrainConfig', 'ProjectionHead', 'Embed
            'load_model', 'augment_features', 'train_head', 'train_fast', 'pca_start_metrics', 'choose_embed_dim',
            'pca_start_cv', 'train_catalog', 'plot_history']
 
-# %% ../nbs/04_training.ipynb #86161cd9
+# %% ../nbs/04_training.ipynb #22a4b98e
 @dataclass
 class TrainConfig(Config):
     "Everything a training run needs; defaults follow the scale switch like `Config`."
@@ -43,7 +43,7 @@ class TrainConfig(Config):
     warmup: float = 0.05         # warm-up: a fraction of all steps (< 1) or a number of steps (>= 1)
     temperature: float = 0.1     # SupCon temperature
     clip_grad: float = 1.0       # max gradient norm (0: no clipping)
-    amp: str = 'auto'            # 'auto' (bf16 on CPU, bf16/fp16 on GPU), 'bf16', 'fp16' or 'off'
+    amp: str = 'auto'            # 'auto' (bf16 on GPUs and on CPUs with native bf16), 'bf16', 'fp16' or 'off'
     head_hidden: int = 1024      # hidden width of the 2-layer MLP head
     freeze_bn: bool = True       # BatchNorm layers in eval mode (small per-rank batches; same result under torchrun)
     train_blocks: int = -1       # -1: fine-tune the whole backbone; n: only its last n stages; 0: backbone frozen
@@ -232,7 +232,7 @@ def load_checkpoint(path, map_location='cpu') -> dict:
         raise RuntimeError(f'{path} is not a simsop checkpoint (format {CKPT_FORMAT!r} expected)')
     return ck
 
-# %% ../nbs/04_training.ipynb #a0e66368
+# %% ../nbs/04_training.ipynb #e817b742
 class NonFiniteLossError(FloatingPointError):
     "The training loss became NaN or infinite."
 
@@ -302,7 +302,7 @@ class _Loop:
         if self.total == 0: raise ValueError(f'no full PK batch: P={self.plan.p} products x K={self.plan.k} images needs more training products')
         warm = int(cfg.warmup) if cfg.warmup >= 1 else int(round(cfg.warmup * self.total))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(warmup_cosine, warmup=max(1, warm), total=self.total))
-        self.dt, self.dev_type = amp_dtype(cfg.amp, cfg.device, cpu_auto=True), torch.device(cfg.device).type
+        self.dt, self.dev_type = amp_dtype(cfg.amp, cfg.device), torch.device(cfg.device).type
         self.scaler = torch.amp.GradScaler(self.dev_type, enabled=self.dt == torch.float16)
 
 # %% ../nbs/04_training.ipynb #455d64de
