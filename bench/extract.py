@@ -13,16 +13,16 @@ hurts every figure alike rather than one of them):
   inference mode, i.e. what is left of the gain once the model itself is tuned like the pipeline's.
 
 `model_ips` and `e2e_ips` run the model the same way (inference mode, channels-last, fp32, same batch size and
-threads), so they differ only in how images reach it. Where the CPU computes bf16 natively (`--bf16`, default: detected),
+threads), so they differ only in how images reach it. Where the CPU computes bf16 natively (detected; `--no_bf16` skips them),
 `model_bf16_ips` and `e2e_bf16_ips` are the same two under bf16 autocast, and `r1_bf16` / `mapr_bf16` the retrieval
 quality of the bf16 embeddings beside fp32's `r1` / `mapr` (`amp='auto'` picks bf16 on such CPUs). `r1` is the within-test Recall@1 (leave-one-out, `simsop.retrieval.evaluate`)
 of the end-to-end embeddings. The last line printed is one JSON object.
 
-    python bench/extract.py [--rounds 2] [--batch_size 64] [--limit N]
+    python bench/extract.py [--rounds 2] [--batch_size 64] [--limit N] [--no_bf16]
 """
 from __future__ import annotations
 import os, sys, json, time
-from fastcore.script import call_parse
+from fastcore.script import call_parse, store_true
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import numpy as np, torch, torch.nn.functional as F
 from PIL import Image
@@ -58,10 +58,10 @@ def main(rounds: int = 2,          # interleaved rounds; the best of them is rep
          batch_size: int = 64,     # images per forward pass
          num_workers: int = None,  # extraction DataLoader workers (default: automatic)
          limit: int = None,        # only the first N test images (smoke runs)
-         bf16: bool = None,        # also measure bf16 autocast (default: when the CPU has native bf16)
+         no_bf16: store_true = False,  # skip the bf16 autocast rounds (by default run where the CPU has native bf16)
         ):
     "Extraction throughput (model only, end to end, naive loop) on the Grocery test photos; last line JSON."
-    if bf16 is None: bf16 = cpu_has_bf16()
+    bf16 = cpu_has_bf16() and not no_bf16
     root = shared_data('grocery')
     if root is None:
         print(json.dumps({'skipped': 'grocery data not found'})); return

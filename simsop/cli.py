@@ -22,7 +22,7 @@ __all__ = ['USER_ERRORS', 'ON_ERROR', 'EMBED', 'AMP', 'user_errors', 'report_ski
            'simsop_extract', 'simsop_train', 'simsop_eval', 'simsop_index', 'simsop_query', 'simsop_dedup',
            'simsop_demo', 'simsop_serve']
 
-# %% ../nbs/10_cli.ipynb #40716670
+# %% ../nbs/10_cli.ipynb #a7dadb77
 USER_ERRORS = (OSError, ValueError, WeightsError, IndexFileError, ArithmeticError)
 
 @contextlib.contextmanager
@@ -44,7 +44,7 @@ def given(**kw) -> dict:
 
 # Options several commands share, declared once
 ON_ERROR = Param("unreadable images: 'raise' (stop first, naming each) or 'skip' (leave them out, listed)", str, choices=['raise', 'skip'])
-EMBED = Param("with a checkpoint: its 'head' output, or its fine-tuned 'backbone' (head discarded)", str, choices=['head', 'backbone'])
+EMBED = Param("with a checkpoint: its 'head' output, or its fine-tuned 'backbone' (head discarded); default: what training chose", str, choices=['head', 'backbone'])
 AMP = Param("mixed precision: 'auto' (bf16/fp16 on GPU, bf16 on CPUs that have it natively, else full precision), 'bf16', 'fp16' or 'off'", str, choices=list(AMP_MODES))
 
 def print_table(df: pd.DataFrame, floatfmt='.4f'):
@@ -80,7 +80,7 @@ def simsop_extract(
     if out is None: return                                  # torchrun: the first process reports
     report_skipped(skipped); print(f'{len(emb)} images -> {out} {emb.shape}' + (f', {len(skipped)} skipped' if skipped else ''), flush=True)
 
-# %% ../nbs/10_cli.ipynb #41ae8b5b
+# %% ../nbs/10_cli.ipynb #7ef8d688
 @call_parse
 def simsop_train(
     data: str = None,           # catalog folder (SOP, Grocery, product folders); default: the synthetic catalog
@@ -93,20 +93,26 @@ def simsop_train(
     k: int = 4,                 # images per product in a batch
     epochs: int = None,         # epochs
     max_steps: int = 0,         # stop after this many steps (0: all epochs)
-    lr_backbone: float = None,  # backbone learning rate
-    lr_head: float = None,      # head learning rate
-    train_blocks: int = -1,     # -1: whole backbone; n: last n stages
+    lr_backbone: float = None,  # backbone learning rate (default 3e-5)
+    lr_head: float = None,      # head learning rate (default 3e-4)
+    weight_decay: float = 0.05, # AdamW weight decay
+    train_blocks: int = 2,      # n: the backbone's last n stages learn; -1: the whole backbone; 0: frozen
+    head_hidden: int = 1024,    # hidden width of the projection head
+    embed_dim: int = 256,       # head output size
+    embed: Param("what the saved model embeds with: 'auto' (head or backbone output, whichever validates better, the starting model included), 'head', 'backbone'", str, choices=['auto', 'head', 'backbone']) = 'auto',
     temperature: float = 0.1,   # SupCon temperature
     amp: AMP = 'auto',
-    patience: int = 3,          # early-stopping patience (validations)
+    patience: int = 5,          # early-stopping patience (validations)
     ckpt_every: int = 50,       # steps between checkpoints
     val_frac: float = 0.2,      # share of training products held out for validation
+    classes: str = None,        # train on these products only, e.g. '0-39' (ids as in the catalog; default: the train split)
     seed: int = 42,             # seed
     device: str = None,         # device (default: best available)
     num_workers: int = None,    # data loader workers
     n_products: int = None,     # synthetic catalog size
     feat_noise: float = 0.0,    # fast mode feature noise
-    head_init: Param('head start', str, choices=['auto', 'pca', 'random']) = 'auto',  # 'auto': PCA-initialised residual head in fast mode, random in full
+    feat_dropout: float = 0.0,  # fast mode feature dropout
+    head_init: Param("head start: 'pca' (residual head starting at the PCA of the training features; 'auto' is 'pca') or 'random'", str, choices=['auto', 'pca', 'random']) = 'auto',
     select: str = 'MAP@R',      # validation metric for the best checkpoint and early stopping
     no_augment: store_true = False,  # no image augmentation
     no_resume: store_true = False,   # start afresh even if out has a checkpoint
@@ -118,25 +124,27 @@ def simsop_train(
     with user_errors(debug):
         cfg = TrainConfig(k=k, max_steps=max_steps, train_blocks=train_blocks, temperature=temperature, amp=amp, patience=patience,
                           ckpt_every=ckpt_every, seed=seed, augment=not no_augment, feat_noise=feat_noise, head_init=head_init,
-                          select=select, **given(backbone=backbone, weights=weights, img_size=img_size, batch_size=batch_size,
+                          select=select, weight_decay=weight_decay, head_hidden=head_hidden, embed_dim=embed_dim, embed=embed,
+                          feat_dropout=feat_dropout, **given(backbone=backbone, weights=weights, img_size=img_size, batch_size=batch_size,
                                                  epochs=epochs, lr_backbone=lr_backbone, lr_head=lr_head, device=device,
                                                  num_workers=num_workers))
         res = train_catalog(cfg, data, out, mode, val_frac=val_frac, n_products=n_products, resume=not no_resume,
-                            progress=not quiet, on_error=on_error)
+                            progress=not quiet, on_error=on_error, classes=classes)
     if res is not None: report_skipped(res['skipped']); print(json.dumps(dict(res, n_skipped=len(res['skipped']))), flush=True)
 
-# %% ../nbs/10_cli.ipynb #8f482c3d
+# %% ../nbs/10_cli.ipynb #266259c7
 @call_parse
 def simsop_eval(
     data: str = None,           # catalog folder (SOP, Grocery or <super>/<product>/<image> folders); default: the synthetic catalog
     model: str = None,          # a checkpoint from simsop_train, or a timm backbone name; default: the configured backbone
     weights: str = None,        # backbone weights when --model is a backbone: 'offline', 'hub', 'random' or a file
-    embed: EMBED = 'head',
+    embed: EMBED = None,
     split: str = 'test',        # the split whose images are queries and gallery (leave-one-out, the SOP protocol)
     gallery: str = None,        # search this split instead (e.g. 'train' or 'catalog'); queries are then --split
     img_size: int = None,       # input size for a backbone (a checkpoint keeps its own)
     device: str = None,         # torch device (default: the best available)
     n_products: int = None,     # products in the synthetic catalog (when --data is not given)
+    classes: str = None,        # evaluate on these products only, e.g. '40-80'
     json: store_true = False,   # print only the JSON line
     on_error: ON_ERROR = 'raise',
     quiet: store_true = False,  # no progress bars
@@ -146,19 +154,19 @@ def simsop_eval(
     import json as _json
     with user_errors(debug):
         res = evaluate_catalog(data, model, weights, embed, split, gallery, Config(**given(img_size=img_size, device=device)),
-                               n_products, progress=not quiet, on_error=on_error)
+                               n_products, progress=not quiet, on_error=on_error, classes=classes)
     report_skipped(res['skipped']); res['n_skipped'] = len(res['skipped'])
     if not json: print_table(pd.DataFrame([{k: v for k, v in res.items() if k.startswith(('R@', 'P@', 'R_', 'MAP'))}]))
     print(_json.dumps(res), flush=True)
 
-# %% ../nbs/10_cli.ipynb #a87013e3
+# %% ../nbs/10_cli.ipynb #05d5bae9
 @call_parse
 def simsop_index(
     data: str = None,           # catalog folder (SOP, Grocery or <super>/<product>/<image> folders); default: the synthetic catalog
     out: str = None,            # folder to save the index into (default: artifacts/indexes/<catalog>-<model>)
     model: str = None,          # a checkpoint from simsop_train, or a timm backbone name; default: the configured backbone
     weights: str = None,        # backbone weights when --model is a backbone: 'offline', 'hub', 'random' or a file
-    embed: EMBED = 'head',
+    embed: EMBED = None,
     split: str = None,          # index only this split (e.g. 'test' or 'catalog'); default: every image
     img_size: int = None,       # input size for a backbone (a checkpoint keeps its own)
     device: str = None,         # torch device (default: the best available)
@@ -174,16 +182,17 @@ def simsop_index(
     report_skipped(s.info['skipped'])
     print(f"indexed {len(s.catalog)} images of {s.catalog['class_id'].nunique()} products -> {s.info['folder']}"
           + (f", {len(s.info['skipped'])} skipped" if s.info['skipped'] else ''), flush=True)
+    print(f'index: {s.index.describe()}', flush=True)
 
-# %% ../nbs/10_cli.ipynb #ae301249
+# %% ../nbs/10_cli.ipynb #ebbb3cff
 @call_parse
 def simsop_query(
     images: Param('image files or folders of images (JPEG, PNG, WebP, HEIC/HEIF)', str, nargs='+'),
     catalog: str = None,        # a saved index (simsop_index / simsop_demo) or a catalog folder to index on the fly; default: artifacts/reports/demo/index
     model: str = None,          # checkpoint or backbone name; a saved index is tied to its own model (the default)
-    embed: Param("with a checkpoint --model and a catalog folder: its 'head' output or fine-tuned 'backbone'", str, choices=['head', 'backbone']) = 'head',
+    embed: Param("with a checkpoint --model and a catalog folder: its 'head' output or fine-tuned 'backbone' (default: what training chose)", str, choices=['head', 'backbone']) = None,
     k: int = 5,                 # results per query (at least 1)
-    mode: Param("query-time help: 'full', 'center' (centre crop), 'flip', 'multi' (5 crops x flip, averaged)", str, choices=list(QUERY_MODES)) = 'full',
+    mode: Param("query-time help: 'full', 'center' (centre crop), 'flip', 'multi' (5 crops x flip, averaged), 'object' (cropped to the object the backbone finds), 'object_flip', 'object_multi', 'grabcut', 'grabcut_flip'", str, choices=list(QUERY_MODES)) = 'full',
     json: store_true = False,   # print JSON (one object per query) instead of a table
     on_error: ON_ERROR = 'raise',
     quiet: store_true = False,  # no progress messages

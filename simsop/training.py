@@ -28,17 +28,17 @@ from .retrieval import evaluate
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'RESUME_FREE', 'TrainConfig', 'ProjectionHead', 'EmbeddingModel', 'build_model', 'set_trainable',
            'param_groups', 'warmup_cosine', 'SeededItems', 'BatchPlan', 'gather_batch', 'rng_state', 'set_rng_state',
-           'load_checkpoint', 'NonFiniteLossError', 'RunMismatchError', 'run_differences', 'products_key', 'train',
-           'load_model', 'augment_features', 'train_head', 'train_fast', 'pca_start_metrics', 'choose_embed_dim',
-           'pca_start_cv', 'train_catalog', 'plot_history']
+           'load_checkpoint', 'NonFiniteLossError', 'RunMismatchError', 'run_differences', 'products_key',
+           'choose_output', 'run_verdict', 'train', 'load_model', 'augment_features', 'train_head', 'train_fast',
+           'pca_start_metrics', 'choose_embed_dim', 'pca_start_cv', 'train_catalog', 'plot_history']
 
-# %% ../nbs/04_training.ipynb #22a4b98e
+# %% ../nbs/04_training.ipynb #b348c606
 @dataclass
 class TrainConfig(Config):
     "Everything a training run needs; defaults follow the scale switch like `Config`."
     k: int = 4                   # images per product in a PK batch (P = batch_size // k)
-    lr_backbone: float = None    # AdamW learning rate of the backbone (1e-4)
-    lr_head: float = None        # ... of the projection head (1e-3)
+    lr_backbone: float = None    # AdamW learning rate of the backbone (3e-5: the pretrained features are the starting point)
+    lr_head: float = None        # ... of the projection head (3e-4)
     weight_decay: float = 0.05   # not applied to biases and norm weights
     warmup: float = 0.05         # warm-up: a fraction of all steps (< 1) or a number of steps (>= 1)
     temperature: float = 0.1     # SupCon temperature
@@ -46,12 +46,14 @@ class TrainConfig(Config):
     amp: str = 'auto'            # 'auto' (bf16 on GPUs and on CPUs with native bf16), 'bf16', 'fp16' or 'off'
     head_hidden: int = 1024      # hidden width of the 2-layer MLP head
     freeze_bn: bool = True       # BatchNorm layers in eval mode (small per-rank batches; same result under torchrun)
-    train_blocks: int = -1       # -1: fine-tune the whole backbone; n: only its last n stages; 0: backbone frozen
+    train_blocks: int = 2        # n: fine-tune only the backbone's last n stages; -1: all of it; 0: backbone frozen
     augment: bool = True         # training augmentation (random resized crop, flip, colour jitter)
-    patience: int = 3            # early stopping: evaluations without a better validation `select` metric
+    patience: int = 5            # early stopping: evaluations without a better validation `select` metric
     select: str = 'MAP@R'        # validation metric that picks the best checkpoint and drives early stopping ('R@1', 'MAP@R', ...)
     head_init: str = 'auto'      # 'random' (plain 2-layer MLP head), 'pca' (residual head, linear path = PCA of the training
-                                 # features, MLP branch starting at zero); 'auto': 'pca' in fast mode, 'random' in full mode
+                                 # features, MLP branch starting at zero); 'auto': 'pca'
+    embed: str = 'auto'          # what the saved model embeds with: 'head' output, fine-tuned 'backbone' output (head
+                                 # discarded), or 'auto': whichever validates better (the starting model is a candidate)
     eval_every: int = 0          # steps between validations (0: at the end of every epoch)
     ckpt_every: int = 50         # steps between 'last' checkpoints (and at every epoch end)
     max_steps: int = 0           # stop after this many steps (0: run all epochs)
@@ -60,8 +62,9 @@ class TrainConfig(Config):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.lr_backbone is None: self.lr_backbone = 1e-4
-        if self.lr_head is None: self.lr_head = 1e-3
+        if self.lr_backbone is None: self.lr_backbone = 3e-5
+        if self.lr_head is None: self.lr_head = 3e-4
+        if self.embed not in ('auto', 'head', 'backbone'): raise ValueError(f"embed must be 'auto', 'head' or 'backbone', not {self.embed!r}")
         if self.batch_size % self.k: raise ValueError(f'batch_size={self.batch_size} must be a multiple of k={self.k}')
         if self.head_init not in ('auto', 'random', 'pca'): raise ValueError(f"head_init must be 'auto', 'random' or 'pca', not {self.head_init!r}")
         if self.amp not in ('auto', 'bf16', 'fp16', 'off'): raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off', not {self.amp!r}")
@@ -109,7 +112,7 @@ class EmbeddingModel(nn.Module):
     def features(self, images): return F.normalize(self.backbone(images).float(), dim=1)
     def forward(self, images): return self.head(self.features(images))
 
-# %% ../nbs/04_training.ipynb #34e63a8e
+# %% ../nbs/04_training.ipynb #60e21184
 def _plain(dc: dict | None) -> dict:
     "A data config with lists for tuples (plain types: checkpoint-safe)."
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in (dc or {}).items()}
@@ -120,7 +123,7 @@ def _data_config(backbone: nn.Module, img_size: int | None = None) -> dict:
 def build_model(cfg: TrainConfig, backbone: nn.Module | None = None) -> EmbeddingModel:
     "The `EmbeddingModel` of `cfg` (backbone from `cfg.backbone`/`cfg.weights` unless given)."
     backbone = backbone if backbone is not None else create_backbone(cfg.backbone, cfg.weights)
-    head = ProjectionHead(backbone.num_features, cfg.head_hidden, cfg.embed_dim, residual=cfg.head_init == 'pca')
+    head = ProjectionHead(backbone.num_features, cfg.head_hidden, cfg.embed_dim, residual=cfg.head_init in ('auto', 'pca'))
     return EmbeddingModel(backbone, head, _data_config(backbone, cfg.img_size))
 
 # %% ../nbs/04_training.ipynb #61c3beee
@@ -305,7 +308,7 @@ class _Loop:
         self.dt, self.dev_type = amp_dtype(cfg.amp, cfg.device), torch.device(cfg.device).type
         self.scaler = torch.amp.GradScaler(self.dev_type, enabled=self.dt == torch.float16)
 
-# %% ../nbs/04_training.ipynb #455d64de
+# %% ../nbs/04_training.ipynb #6b94823a
 @patch
 def resume(self: _Loop):
     "Continue from `last.pt` when it exists: weights, optimiser, scheduler, scaler, position, history, RNG states."
@@ -339,23 +342,28 @@ def save(self: _Loop, path):
     torch_save(dict(format=CKPT_FORMAT, kind=self.kind, config=self.cfg.to_dict(), spec=self.spec, model=self.model_state(),
                     optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(), scaler=self.scaler.state_dict(),
                     state=dict(st), sampler=dict(epoch=st['epoch'], start=st['batch']), rng=rng_state(),
-                    history=self.history, evals=self.evals), path)
+                    history=self.history, evals=self.evals, embed=st.get('best_embed', 'head')), path)
     _write_csv(self.out/'metrics.csv', self.history); _write_csv(self.out/'evals.csv', self.evals)
 
-# %% ../nbs/04_training.ipynb #bfbb7d70
+# %% ../nbs/04_training.ipynb #8ca76e98
 @patch
 def validate(self: _Loop) -> float:
-    "Score the validation split; save `best.pt` when `cfg.select` improved, else count towards early stopping."
+    """Score the validation split; save `best.pt` when `cfg.select` improved, else count towards early stopping. With
+    `cfg.embed='auto'` the head's output and the backbone's (`backbone_*` metrics) both compete; `best_embed` says which won."""
     st, cfg = self.st, self.cfg
     met = {k: _to_plain(v) for k, v in self.evaluate_fn().items()}
     if cfg.select not in met: raise KeyError(f'select={cfg.select!r} is not a validation metric; one of {sorted(met)}')
-    r1, score = float(met['R@1']), float(met[cfg.select]); st['last_eval_step'] = st['step']
-    self.evals.append(dict(step=st['step'], epoch=st['epoch'], **met))
+    key = lambda e, m: m if e == 'head' else f'backbone_{m}'
+    emb = cfg.embed if cfg.embed != 'auto' else 'head' if key('backbone', cfg.select) not in met else \
+          choose_output(met[cfg.select], met[key('backbone', cfg.select)], met.get(f'{cfg.select}_se'))
+    r1, score = float(met[key(emb, 'R@1')]), float(met[key(emb, cfg.select)]); st['last_eval_step'] = st['step']
+    self.evals.append(dict(step=st['step'], epoch=st['epoch'], embed=emb, **met))
     if self.writer:
         for k, v in met.items():
             if isinstance(v, (int, float)): self.writer.add_scalar(f'val/{k}', v, st['step'])
     if score > st.get('best_score', st['best_r1']):
-        st.update(best_r1=r1, best_score=score, best_step=st['step'], bad_evals=0); self.save(self.best)
+        st.update(best_r1=r1, best_score=score, best_step=st['step'], bad_evals=0, best_embed=emb,
+                  best_se=float(met.get(key(emb, f'{cfg.select}_se'), float('nan')))); self.save(self.best)
     else:
         st['bad_evals'] += 1
         if st['bad_evals'] >= cfg.patience: st['stopped'] = True
@@ -390,7 +398,7 @@ def step(self: _Loop, batch) -> dict:
         for k in [c for c in row if c not in ('step', 'epoch')]: self.writer.add_scalar(f'train/{k}', row[k], st['step'])
     return row
 
-# %% ../nbs/04_training.ipynb #35f36926
+# %% ../nbs/04_training.ipynb #da6c4338
 @patch
 def epoch(self: _Loop, pbar) -> bool:
     "The rest of the current epoch; False when the run ends inside it (step budget reached or early stop)."
@@ -420,9 +428,36 @@ def run(self: _Loop, progress: bool = True, eval_at_start: bool = False) -> dict
         pbar.close()
         if self.writer: self.writer.close()
     if not self.best.exists() and self.rank == 0: self.save(self.best)
-    return dict(best=str(self.best), last=str(self.last), out_dir=str(self.out), step=st['step'], best_r1=st['best_r1'],
-                best_score=st.get('best_score', st['best_r1']), select=self.cfg.select, best_step=st['best_step'],
-                stopped_early=st['stopped'], history=self.history, evals=self.evals, kind=self.kind)
+    out = dict(best=str(self.best), last=str(self.last), out_dir=str(self.out), step=st['step'], best_r1=st['best_r1'],
+               best_score=st.get('best_score', st['best_r1']), select=self.cfg.select, best_step=st['best_step'],
+               best_embed=st.get('best_embed', 'head'), best_se=st.get('best_se'), stopped_early=st['stopped'],
+               history=self.history, evals=self.evals, kind=self.kind)
+    out['message'] = run_verdict(out)
+    if self.rank == 0: print(out['message'], file=sys.stderr, flush=True)
+    return out
+
+def choose_output(head: float, backbone: float, head_se: float | None = None) -> str:
+    """'head' only if the head's validation score beats the backbone's by more than its standard error across the
+    validation products (the one-standard-error rule: the head is fit to the training products, so on a handful of
+    held-out ones it must win clearly), else 'backbone'."""
+    se = head_se if head_se is not None and np.isfinite(head_se) else 0.0
+    return 'head' if float(head) - float(backbone) > se else 'backbone'
+
+def run_verdict(res: dict) -> str:
+    "One plain sentence on what a run's best checkpoint is: trained, or the starting model kept because training did not help."
+    sel, evals, se = res['select'], res['evals'], res.get('best_se')
+    pm = f" +/- {se:.3f}" if se is not None and se == se else ''
+    if res['best_step'] == 0 and evals and evals[0]['step'] == 0:
+        later = [max(float(e.get(sel, -1)), float(e.get(f'backbone_{sel}', -1))) for e in evals if e['step'] > 0]
+        return (f"fine-tuning did not help: no trained step beat the starting model on the validation products (val {sel} "
+                f"{res['best_score']:.4f}{pm} at the start, {max(later, default=float('nan')):.4f} at best after it); best.pt "
+                f"keeps the starting model ({'off-the-shelf backbone' if res['best_embed'] == 'backbone' else 'untrained head'})")
+    start = evals[0] if evals and evals[0]['step'] == 0 else None
+    s0 = f" (start: {max(float(start.get(sel, -1)), float(start.get(f'backbone_{sel}', -1))):.4f})" if start else ''
+    return (f"best checkpoint: step {res['best_step']}, val {sel} {res['best_score']:.4f}{pm}{s0}, embeds with the "
+            f"{'fine-tuned backbone (head discarded)' if res['best_embed'] == 'backbone' else 'head output'}")
+
+
 
 # %% ../nbs/04_training.ipynb #6a3a2621
 def _fit(cfg: TrainConfig, model: nn.Module, trainable: nn.Module, plan: BatchPlan, run_batch, evaluate_fn, out_dir,
@@ -435,9 +470,14 @@ def _fit(cfg: TrainConfig, model: nn.Module, trainable: nn.Module, plan: BatchPl
         loop.open_log()
         return loop.run(progress, eval_at_start)
 
-# %% ../nbs/04_training.ipynb #d2a98fc9
-def _evaluate(emb: np.ndarray, labels) -> dict:
-    return evaluate(emb, np.asarray(labels), ks=(1, 5, 10))
+# %% ../nbs/04_training.ipynb #9d8edb36
+def _evaluate(emb: np.ndarray, labels, prefix: str = '') -> dict:
+    "Validation metrics of `emb` (leave-one-out), with the standard error of R@1 and MAP@R across the validation products."
+    labels = np.asarray(labels)
+    res = evaluate(emb, labels, ks=(1, 5, 10), super_labels=labels)
+    per = res.pop('per_superclass').drop('all', errors='ignore')
+    for m in ('R@1', 'MAP@R'): res[f'{m}_se'] = float(per[m].std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else float('nan')
+    return {f'{prefix}{k}': v for k, v in res.items()}
 
 def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir, resume: bool = True,
           progress: bool = True, loss_fn=None, model: EmbeddingModel | None = None) -> dict:
@@ -466,10 +506,12 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
         x, y, _ = batch
         return net(x.to(device, non_blocking=True)), y.to(device)
 
-    def evaluate_fn():
-        e = extract_embeddings(model, val_df, data_config=dc, batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers,
+    def evaluate_fn():   # one pass through the backbone gives both outputs: its features, and the head on them
+        f = extract_embeddings(model.backbone, val_df, data_config=dc, batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers,
                                amp=cfg.amp, progress=False, device=device, channels_last=False)
-        return _evaluate(e, val_df['class_id'].to_numpy())
+        with torch.no_grad(): e = model.head.eval().to('cpu')(torch.from_numpy(f)).numpy(); model.head.to(device)
+        vl = val_df['class_id'].to_numpy()
+        return {**_evaluate(e, vl), **(_evaluate(f, vl, 'backbone_') if cfg.embed != 'head' else {})}
 
     def model_state(sd=None):
         if sd is None: return {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -479,14 +521,16 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
                 hidden=model.head.hidden, embed_dim=model.head.out_features, data_config=dc,
                 residual=model.head.residual, data=products_key(train_df['class_id'], val_df['class_id']))
     return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'full', spec, model_state, resume, progress, loss_fn, load,
-                eval_at_start=model.head.residual)
+                eval_at_start=True)
 
-# %% ../nbs/04_training.ipynb #c63be6dd
-def load_model(ckpt_path, device: str = 'cpu', embed: str = 'head') -> nn.Module:
+# %% ../nbs/04_training.ipynb #5ef934cb
+def load_model(ckpt_path, device: str = 'cpu', embed: str | None = None) -> nn.Module:
     """The `EmbeddingModel` of a checkpoint from `train` or `train_head` (weights_only load), in eval mode; `embed='backbone'`:
-    its backbone alone (L2-normalised by `extract_embeddings` like any backbone), with the checkpoint's data config."""
-    if embed not in ('head', 'backbone'): raise ValueError(f"embed must be 'head' or 'backbone', not {embed!r}")
+    its backbone alone (L2-normalised by `extract_embeddings` like any backbone), with the checkpoint's data config;
+    `embed=None`: what the run chose (`checkpoint_embed`)."""
+    if embed not in (None, 'head', 'backbone'): raise ValueError(f"embed must be 'head' or 'backbone', not {embed!r}")
     ck = load_checkpoint(ckpt_path)
+    embed = embed or ck.get('embed') or 'head'
     spec = ck['spec']
     backbone = create_backbone(spec['backbone'], spec['weights'] if ck['kind'] == 'head' else 'random')
     head = ProjectionHead(spec['in_features'], spec['hidden'], spec['embed_dim'], residual=spec.get('residual', False))
@@ -498,7 +542,7 @@ def load_model(ckpt_path, device: str = 'cpu', embed: str = 'head') -> nn.Module
         return backbone.to(device).eval()
     return m.to(device).eval()
 
-# %% ../nbs/04_training.ipynb #d1827af5
+# %% ../nbs/04_training.ipynb #d108fc89
 class _HeadOnly(nn.Module):
     "Stand-in model for head training: an empty backbone and the head."
     def __init__(self, head): super().__init__(); self.backbone, self.head = nn.Identity(), head
@@ -529,10 +573,12 @@ def train_head(train_feats, train_labels, val_feats, val_labels, cfg: TrainConfi
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, step]).generate_state(1)[0]))
         return net(augment_features(tf[idx], cfg.feat_noise, cfg.feat_dropout, g)), tl[idx]
 
+    base = _evaluate(vf.numpy(), vl, 'backbone_') if cfg.embed != 'head' else {}   # the frozen backbone: its features never change
+
     @torch.no_grad()
     def evaluate_fn():
         head.eval()
-        return _evaluate(torch.cat([head(c) for c in vf.split(4096)]).numpy(), vl)
+        return {**_evaluate(torch.cat([head(c) for c in vf.split(4096)]).numpy(), vl), **base}
 
     def model_state(sd=None):
         if sd is None: return {k: v.detach().cpu() for k, v in head.state_dict().items()}
@@ -542,7 +588,7 @@ def train_head(train_feats, train_labels, val_feats, val_labels, cfg: TrainConfi
                 embed_dim=head.out_features, residual=head.residual,
                 data_config=_plain(data_config), data=products_key(tl.numpy(), vl))
     return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'head', spec, model_state, resume, progress, loss_fn,
-                eval_at_start=head.residual)
+                eval_at_start=True)
 
 # %% ../nbs/04_training.ipynb #439115f7
 def train_fast(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir, resume: bool = True,
@@ -586,13 +632,15 @@ def pca_start_cv(feats, labels, dims=(128, 256, 512, 1024), n_folds: int = 5, se
     out = pd.concat(tabs).groupby(['embed_dim', 'start'], sort=False).mean(numeric_only=True).reset_index()
     return out.assign(folds=n_folds)
 
-# %% ../nbs/04_training.ipynb #2d64c6e5
+# %% ../nbs/04_training.ipynb #8d4bf473
 def train_catalog(cfg: TrainConfig, data=None, out=None, mode: str = 'full', val_frac: float = 0.2,
-                  n_products: int | None = None, resume: bool = True, progress: bool = True, on_error: str = 'raise') -> dict | None:
-    "Train on a catalog's training products (all of it without a `train` split), `val_frac` of them held out; the summary (None on ranks > 0)."
+                  n_products: int | None = None, resume: bool = True, progress: bool = True, on_error: str = 'raise',
+                  classes=None) -> dict | None:
+    """Train on a catalog's training products (all of it without a `train` split; with `classes`, those products'
+    training images), `val_frac` of them held out; the summary (None on ranks > 0)."""
     fn = {'full': train, 'fast': train_fast}.get(mode)
     if fn is None: raise ValueError(f"mode must be 'full' or 'fast', not {mode!r}")
-    df = load_catalog(data, cfg, n_products)
+    df = load_catalog(data, cfg, n_products, classes)
     tr = df[df['split'] == 'train'] if (df['split'] == 'train').any() else df
     tr, skipped = screen_images(tr, on_error, artifact_dir(cfg, 'embeddings', 'screened'))
     tr_df, va_df = class_disjoint_split(tr, val_frac=val_frac, seed=cfg.seed)
@@ -600,7 +648,8 @@ def train_catalog(cfg: TrainConfig, data=None, out=None, mode: str = 'full', val
     rank = rank_world()[0]
     if dist.is_initialized(): dist.destroy_process_group()
     if rank: return None
-    return {**{k: res[k] for k in ('best', 'last', 'step', 'best_r1', 'best_score', 'select', 'best_step', 'stopped_early', 'kind')},
+    return {**{k: res[k] for k in ('best', 'last', 'step', 'best_r1', 'best_score', 'best_se', 'select', 'best_step', 'best_embed',
+                                   'stopped_early', 'kind', 'message')},
             'skipped': skipped}
 
 # %% ../nbs/04_training.ipynb #847c0eae

@@ -6,6 +6,7 @@ checked: 0 on success, 1 on a user error (one `error:` line, no traceback), 2 on
 import importlib, inspect, json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
+import torch
 
 from simsop.core import shared_data
 from conftest import command
@@ -152,6 +153,9 @@ def test_checkpoint_backbone_embedding(env, tmp_path):
         res[e] = json.loads(r.stdout.strip().splitlines()[-1])
         assert res[e]['embed'] == e and 0 <= res[e]['MAP@R'] <= 1
     assert res['head']['R@1'] != res['backbone']['R@1'] or res['head']['MAP@R'] != res['backbone']['MAP@R']
+    chose = torch.load(best, weights_only=True)['embed']                          # no --embed: what the run chose
+    r = run(env, 'simsop_eval', '--n_products', 12, '--model', best, '--json', '--quiet')
+    assert r.returncode == 0 and json.loads(r.stdout.strip().splitlines()[-1])['embed'] == chose in ('head', 'backbone'), r.stderr[-3000:]
     for e, dim in (('head', 256), ('backbone', 512)):          # resnet10t: 512-d pooled features; the head: 256-d
         r = run(env, 'simsop_index', '--n_products', 12, '--model', best, '--embed', e, '--out', tmp_path/e, '--quiet')
         assert r.returncode == 0, r.stderr[-3000:]
