@@ -470,7 +470,7 @@ def _fit(cfg: TrainConfig, model: nn.Module, trainable: nn.Module, plan: BatchPl
         loop.open_log()
         return loop.run(progress, eval_at_start)
 
-# %% ../nbs/04_training.ipynb #9d8edb36
+# %% ../nbs/04_training.ipynb #dbd987c0
 def _evaluate(emb: np.ndarray, labels, prefix: str = '') -> dict:
     "Validation metrics of `emb` (leave-one-out), with the standard error of R@1 and MAP@R across the validation products."
     labels = np.asarray(labels)
@@ -492,7 +492,7 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
     resuming = resume and (Path(out_dir)/'last.pt').exists()   # the checkpoint's weights replace the initial ones
     if not given and model.head.residual and not resuming:   # head_init='pca': the linear path from the training features
         model.head.init_pca(extract_embeddings(model.backbone, train_df, data_config=dc, num_workers=cfg.num_workers,
-                                               progress=False, device=device))
+                                               progress=False, device=device, channels_last=False))   # memory format: as a resumed run's
     set_trainable(model, cfg.train_blocks)
     model.to(device)
     tr_ds = SeededItems(ImageDataset(train_df, make_transform(dc, train=cfg.augment)), cfg.seed)
