@@ -301,7 +301,7 @@ class _ChunkCache:
         with atomic_write(self.final) as f: np.save(f, out)
         for c in range(self.n_chunks): self.chunk(c).unlink(missing_ok=True)
 
-# %% ../nbs/02_backbones.ipynb #cfe4aa6d
+# %% ../nbs/02_backbones.ipynb #72fb4089
 def _cache_key(model, dc: dict, paths, normalize: bool, amp) -> dict:
     "What an embedding run depends on: model, weights, data config, the files, normalisation, precision."
     return dict(version=1, model=_model_name(model), weights=weights_fingerprint(model), input_size=list(dc['input_size']),
@@ -324,7 +324,7 @@ def _embed_batches(model, dl, mean, std, device, amp, channels_last: bool, norma
     for x, _, idx in dl:
         x = x.to(device, non_blocking=True)
         if mean is not None: x = normalize_uint8(x, mean, std)
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        with autocast_to(amp, device):
             e = model(x.contiguous(memory_format=fmt)).float().flatten(1)
         if normalize: e = F.normalize(e, dim=1)
         if pbar is not None: pbar.update(len(idx))

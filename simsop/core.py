@@ -12,10 +12,10 @@ import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['AMP_MODES', 'ARTIFACT_DIRS', 'is_full', 'get_device', 'cpu_has_bf16', 'amp_dtype', 'rank_world', 'init_distributed',
-           'default_artifacts', 'Config', 'seed_everything', 'atomic_write', 'atomic_path', 'clean_stale_temps',
-           'publish_set', 'recover_set', 'FolderInUseError', 'folder_lock', 'write_json', 'torch_save', 'fingerprint',
-           'file_fingerprint', 'artifact_dir', 'repo_root', 'shared_data']
+__all__ = ['AMP_MODES', 'ARTIFACT_DIRS', 'is_full', 'get_device', 'cpu_has_bf16', 'amp_dtype', 'autocast_to', 'rank_world',
+           'init_distributed', 'default_artifacts', 'Config', 'seed_everything', 'atomic_write', 'atomic_path',
+           'clean_stale_temps', 'publish_set', 'recover_set', 'FolderInUseError', 'folder_lock', 'write_json',
+           'torch_save', 'fingerprint', 'file_fingerprint', 'artifact_dir', 'repo_root', 'shared_data']
 
 # %% ../nbs/00_core.ipynb #36cf9a8f
 def is_full() -> bool:
@@ -40,7 +40,7 @@ def cpu_has_bf16(caps: dict | None = None) -> bool:
         caps = get() if get else {}
     return bool(caps.get('avx512_bf16') or caps.get('amx_bf16'))
 
-# %% ../nbs/00_core.ipynb #31319a54
+# %% ../nbs/00_core.ipynb #7be73067
 AMP_MODES = ('auto', 'bf16', 'fp16', 'off')
 
 def amp_dtype(amp: str = 'auto', device='cpu', caps: dict | None = None):
@@ -51,6 +51,10 @@ def amp_dtype(amp: str = 'auto', device='cpu', caps: dict | None = None):
         if dev == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if dev == 'cpu' and cpu_has_bf16(caps) else None
     return {'off': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[amp]
+
+def autocast_to(dtype, device='cpu'):
+    "`torch.autocast` to `dtype` (an `amp_dtype`) on `device`'s type; full precision when `dtype` is None."
+    return torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 # %% ../nbs/00_core.ipynb #60817df2
 def rank_world() -> tuple[int, int]:

@@ -322,7 +322,7 @@ def _sha1(path, chunk=1 << 22) -> str:
 def _normalize(x: np.ndarray) -> np.ndarray:
     x = x.copy(); faiss.normalize_L2(x); return x
 
-# %% ../nbs/05_retrieval.ipynb #34c6dd7b
+# %% ../nbs/05_retrieval.ipynb #fbd248f6
 class Index:
     "A FAISS index (inner product) with a sidecar of ids, paths, labels and the embedding fingerprint (model, dim)."
     def __init__(self, dim: int, factory: str = 'Flat', model: str = 'unknown', normalize: bool = True,
@@ -331,7 +331,7 @@ class Index:
         self.index = faiss.index_factory(self.dim, factory, faiss.METRIC_INNER_PRODUCT)
         if ef_construction is not None: self._hnsw().efConstruction = int(ef_construction)
         self.meta = pd.DataFrame({'id': pd.Series(dtype='int64'), 'path': pd.Series(dtype='str'), 'label': pd.Series(dtype='int64')})
-        self.params = {}
+        self.params, self.tuning = {}, None                # tuning: what `tune` chose, for an approximate index
         self.set_params(**search_params)
 
     def _hnsw(self):
@@ -437,7 +437,7 @@ class Index:
         with atomic_path(_sidecar(path, 'ids.parquet')) as tmp: self.meta.to_parquet(tmp, index=False)
         write_json(_sidecar(path, 'meta.json'), dict(
             format=1, factory=self.factory, dim=self.dim, model=self.model, normalize=self.normalize, ntotal=len(self),
-            params=self.params, tuning=getattr(self, 'tuning', None), fingerprint=fingerprint(self.model, self.dim),
+            params=self.params, tuning=self.tuning, fingerprint=fingerprint(self.model, self.dim),
             index_file=path.name, index_bytes=path.stat().st_size, index_sha1=_sha1(path)))
         return path
 
@@ -537,12 +537,12 @@ def _drop_rows(idx: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     keep = idx != rows[:, None]
     return np.take_along_axis(idx, np.argsort(~keep, axis=1, kind='stable'), 1)[:, :k]
 
-# %% ../nbs/05_retrieval.ipynb #52ab8c99
+# %% ../nbs/05_retrieval.ipynb #4b876cd9
 @patch
 def describe(self: Index) -> str:
     "One line: vectors, factory, and (approximate index) its search parameters and tuned recall."
     s = f'{len(self):,} x {self.dim} vectors, FAISS {self.factory!r}' + (' (exact)' if self.factory == 'Flat' else '')
-    t = getattr(self, 'tuning', None) or {}
+    t = self.tuning or {}
     if t: s += ', ' + ', '.join(f'{k}={v}' for k, v in t.items() if k in SEARCH_PARAMS) + f", recall@{t['k']} {t['recall_at_k']:.3f} against exact search"
     return s
 

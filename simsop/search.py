@@ -28,11 +28,11 @@ from .analysis import results_frame, pick_cases, compare_models_grid, save_png, 
 # %% auto #0
 __all__ = ['QUERY_EXTS', 'VIEW_NAMES', 'QUERY_MODES', 'BOXED', 'OBJECT_THR', 'OBJECT_MARGIN', 'CATALOG_COLUMNS', 'DEFAULT_INDEX',
            'prepare_query', 'query_paths', 'mode_views', 'mode_boxes', 'query_views', 'scda_mask', 'mask_box',
-           'box_crop', 'object_boxes', 'grabcut_box', 'query_boxes', 'model_parts', 'view_tensors', 'backbone_features',
-           'view_features', 'pool_views', 'embed_queries', 'load_query_model', 'model_key', 'model_spec',
-           'embedding_config', 'catalog_index', 'Searcher', 'read_manifest', 'thumb_jpeg', 'run_query', 'render_error',
-           'render_results', 'QueryPicker', 'evaluate_catalog', 'index_catalog', 'open_catalog', 'search_files',
-           'run_demo']
+           'box_crop', 'object_boxes', 'grabcut_box', 'boxes_for', 'query_boxes', 'model_parts', 'view_tensors',
+           'backbone_features', 'view_features', 'pool_views', 'embed_queries', 'load_query_model', 'model_key',
+           'model_spec', 'embedding_config', 'catalog_index', 'Searcher', 'read_manifest', 'thumb_jpeg', 'run_query',
+           'render_error', 'render_results', 'QueryPicker', 'evaluate_catalog', 'index_catalog', 'open_catalog',
+           'search_files', 'run_demo']
 
 # %% ../nbs/07_search.ipynb #2ef25d25
 QUERY_EXTS = frozenset(IMAGE_EXTS)
@@ -116,7 +116,7 @@ def box_crop(im: Image.Image, box, margin: float = 0.0) -> Image.Image:
     l, t = int(max(0, x0 - dx) * W), int(max(0, y0 - dy) * H)
     return im.crop((l, t, max(l + 1, int(np.ceil(min(1, x1 + dx) * W))), max(t + 1, int(np.ceil(min(1, y1 + dy) * H)))))
 
-# %% ../nbs/07_search.ipynb #222c8c7d
+# %% ../nbs/07_search.ipynb #f6f5c4c1
 def _feature_maps(backbone):
     fm = getattr(backbone, 'forward_features', None)
     if fm is None: raise TypeError(f'{type(backbone).__name__} has no forward_features: object focus needs a timm backbone')
@@ -128,8 +128,7 @@ def object_boxes(backbone, images, data_config: dict, thr: float = OBJECT_THR, d
     if not len(images): return []
     h, w = data_config['input_size'][-2:]; _, mean, std = split_transform(data_config)
     x = torch.from_numpy(np.stack([np.asarray(im.convert('RGB').resize((w, h), Image.BICUBIC)) for im in images]))
-    dt = amp_dtype(amp, device)
-    with torch.autocast(torch.device(device).type, dtype=dt or torch.float32, enabled=dt is not None):
+    with autocast_to(amp_dtype(amp, device), device):
         fm = _feature_maps(backbone)(normalize_uint8(x.to(device), mean, std).contiguous(memory_format=torch.channels_last))
     return [mask_box(scda_mask(a, thr)) for a in fm.float().sum(1).cpu().numpy()]
 
@@ -146,16 +145,18 @@ def grabcut_box(im: Image.Image, box, iters: int = 3, max_side: int = 160, min_f
     m = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     return mask_box(m) if m.mean() >= min_fg else tuple(box)
 
-def query_boxes(backbone, images, mode, data_config: dict, device='cpu', amp: str = 'auto') -> list[dict | None]:
-    "For each PIL image, the boxes query mode `mode` needs (`{'object': box, 'grabcut': box}`), or None when it needs none."
-    need = mode_boxes(mode)
-    if not need: return [None] * len(images)
-    obj = object_boxes(backbone, images, data_config, device=device, amp=amp)
-    if 'grabcut' not in need: return [dict(object=b) for b in obj]
+def boxes_for(images, obj, mode) -> list[dict]:
+    "The boxes query mode `mode` needs, from the SCDA boxes `obj` of PIL `images`: `{'object': box}`, plus GrabCut's where it needs it."
+    if 'grabcut' not in mode_boxes(mode): return [dict(object=b) for b in obj]
     with ThreadPoolExecutor(min(len(images), os.cpu_count() or 1)) as ex:   # OpenCV releases the GIL
         return [dict(object=b, grabcut=g) for b, g in zip(obj, ex.map(grabcut_box, images, obj))]
 
-# %% ../nbs/07_search.ipynb #5d8ff8d4
+def query_boxes(backbone, images, mode, data_config: dict, device='cpu', amp: str = 'auto') -> list[dict | None]:
+    "For each PIL image, the boxes query mode `mode` needs (`{'object': box, 'grabcut': box}`), or None when it needs none."
+    if not mode_boxes(mode): return [None] * len(images)
+    return boxes_for(images, object_boxes(backbone, images, data_config, device=device, amp=amp), mode)
+
+# %% ../nbs/07_search.ipynb #99027132
 def model_parts(model) -> tuple:
     "`(backbone, head)` of a fine-tuned `EmbeddingModel`, or `(model, None)` for a plain backbone."
     if all(hasattr(model, a) for a in ('backbone', 'head', 'features')): return model.backbone, model.head
@@ -170,9 +171,9 @@ def view_tensors(im: Image.Image, mode, transform, crop: float = 0.7, boxes: dic
 def backbone_features(backbone, x: torch.Tensor, mean=None, std=None, device='cpu', amp: str = 'auto') -> torch.Tensor:
     """L2-normalised float32 backbone features of a batch of views (uint8 NHWC, normalised here by `mean` / `std`), under
     autocast `amp` as extraction runs (`amp_dtype`: bf16 where the CPU has it)."""
-    x, dt = x.to(device), amp_dtype(amp, device)
+    x = x.to(device)
     if mean is not None: x = normalize_uint8(x, mean, std)
-    with torch.autocast(torch.device(device).type, dtype=dt or torch.float32, enabled=dt is not None):
+    with autocast_to(amp_dtype(amp, device), device):
         return F.normalize(backbone(x.contiguous(memory_format=torch.channels_last)).float(), dim=1).cpu()
 
 @torch.no_grad()

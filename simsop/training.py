@@ -345,7 +345,7 @@ def save(self: _Loop, path):
                     history=self.history, evals=self.evals, embed=st.get('best_embed', 'head')), path)
     _write_csv(self.out/'metrics.csv', self.history); _write_csv(self.out/'evals.csv', self.evals)
 
-# %% ../nbs/04_training.ipynb #8ca76e98
+# %% ../nbs/04_training.ipynb #c380ce4b
 @patch
 def validate(self: _Loop) -> float:
     """Score the validation split; save `best.pt` when `cfg.select` improved, else count towards early stopping. With
@@ -357,7 +357,7 @@ def validate(self: _Loop) -> float:
     emb = cfg.embed if cfg.embed != 'auto' else 'head' if key('backbone', cfg.select) not in met else \
           choose_output(met[cfg.select], met[key('backbone', cfg.select)], met.get(f'{cfg.select}_se'))
     r1, score = float(met[key(emb, 'R@1')]), float(met[key(emb, cfg.select)]); st['last_eval_step'] = st['step']
-    self.evals.append(dict(step=st['step'], epoch=st['epoch'], embed=emb, **met))
+    self.evals.append(dict(step=st['step'], epoch=st['epoch'], embed=emb, score=score, **met))
     if self.writer:
         for k, v in met.items():
             if isinstance(v, (int, float)): self.writer.add_scalar(f'val/{k}', v, st['step'])
@@ -369,14 +369,14 @@ def validate(self: _Loop) -> float:
         if st['bad_evals'] >= cfg.patience: st['stopped'] = True
     return score
 
-# %% ../nbs/04_training.ipynb #a8466bc5
+# %% ../nbs/04_training.ipynb #cb9734e6
 @patch
 def step(self: _Loop, batch) -> dict:
     "One optimisation step on one batch (global over ranks); a non-finite loss stops before anything is written."
     st, cfg = self.st, self.cfg
     self.model.train()
     if cfg.freeze_bn: _freeze_bn(self.model)
-    with torch.autocast(self.dev_type, dtype=self.dt or torch.float32, enabled=self.dt is not None):
+    with autocast_to(self.dt, self.cfg.device):
         emb, labels = self.run_batch(self.net, batch, st['step'])
     emb, labels = gather_batch(emb.float(), labels)
     loss = self.loss_fn(emb, labels)
@@ -398,7 +398,7 @@ def step(self: _Loop, batch) -> dict:
         for k in [c for c in row if c not in ('step', 'epoch')]: self.writer.add_scalar(f'train/{k}', row[k], st['step'])
     return row
 
-# %% ../nbs/04_training.ipynb #da6c4338
+# %% ../nbs/04_training.ipynb #59452931
 @patch
 def epoch(self: _Loop, pbar) -> bool:
     "The rest of the current epoch; False when the run ends inside it (step budget reached or early stop)."
@@ -448,12 +448,12 @@ def run_verdict(res: dict) -> str:
     sel, evals, se = res['select'], res['evals'], res.get('best_se')
     pm = f" +/- {se:.3f}" if se is not None and se == se else ''
     if res['best_step'] == 0 and evals and evals[0]['step'] == 0:
-        later = [max(float(e.get(sel, -1)), float(e.get(f'backbone_{sel}', -1))) for e in evals if e['step'] > 0]
+        later = [e['score'] for e in evals if e['step'] > 0]
         return (f"fine-tuning did not help: no trained step beat the starting model on the validation products (val {sel} "
                 f"{res['best_score']:.4f}{pm} at the start, {max(later, default=float('nan')):.4f} at best after it); best.pt "
                 f"keeps the starting model ({'off-the-shelf backbone' if res['best_embed'] == 'backbone' else 'untrained head'})")
     start = evals[0] if evals and evals[0]['step'] == 0 else None
-    s0 = f" (start: {max(float(start.get(sel, -1)), float(start.get(f'backbone_{sel}', -1))):.4f})" if start else ''
+    s0 = f" (start: {start['score']:.4f})" if start else ''
     return (f"best checkpoint: step {res['best_step']}, val {sel} {res['best_score']:.4f}{pm}{s0}, embeds with the "
             f"{'fine-tuned backbone (head discarded)' if res['best_embed'] == 'backbone' else 'head output'}")
 
@@ -470,7 +470,7 @@ def _fit(cfg: TrainConfig, model: nn.Module, trainable: nn.Module, plan: BatchPl
         loop.open_log()
         return loop.run(progress, eval_at_start)
 
-# %% ../nbs/04_training.ipynb #dbd987c0
+# %% ../nbs/04_training.ipynb #651ac7f8
 def _evaluate(emb: np.ndarray, labels, prefix: str = '') -> dict:
     "Validation metrics of `emb` (leave-one-out), with the standard error of R@1 and MAP@R across the validation products."
     labels = np.asarray(labels)
@@ -509,7 +509,7 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
     def evaluate_fn():   # one pass through the backbone gives both outputs: its features, and the head on them
         f = extract_embeddings(model.backbone, val_df, data_config=dc, batch_size=max(cfg.batch_size, 64), num_workers=cfg.num_workers,
                                amp=cfg.amp, progress=False, device=device, channels_last=False)
-        with torch.no_grad(): e = model.head.eval().to('cpu')(torch.from_numpy(f)).numpy(); model.head.to(device)
+        with torch.no_grad(): e = model.head.eval()(torch.from_numpy(f).to(device)).float().cpu().numpy()
         vl = val_df['class_id'].to_numpy()
         return {**_evaluate(e, vl), **(_evaluate(f, vl, 'backbone_') if cfg.embed != 'head' else {})}
 
@@ -523,11 +523,11 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
     return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'full', spec, model_state, resume, progress, loss_fn, load,
                 eval_at_start=True)
 
-# %% ../nbs/04_training.ipynb #5ef934cb
+# %% ../nbs/04_training.ipynb #38e176d1
 def load_model(ckpt_path, device: str = 'cpu', embed: str | None = None) -> nn.Module:
     """The `EmbeddingModel` of a checkpoint from `train` or `train_head` (weights_only load), in eval mode; `embed='backbone'`:
     its backbone alone (L2-normalised by `extract_embeddings` like any backbone), with the checkpoint's data config;
-    `embed=None`: what the run chose (`checkpoint_embed`)."""
+    `embed=None`: what the run chose (the checkpoint's `embed`)."""
     if embed not in (None, 'head', 'backbone'): raise ValueError(f"embed must be 'head' or 'backbone', not {embed!r}")
     ck = load_checkpoint(ckpt_path)
     embed = embed or ck.get('embed') or 'head'
