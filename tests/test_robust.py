@@ -186,7 +186,7 @@ def test_resume_with_other_settings_refused(env, folder_catalog, tmp_path):
     args = ['--data', folder_catalog, '--out', tmp_path/'run', '--max_steps', 2, '--val_frac', 0.34, *TINY]
     assert run(env, 'simsop_train', *args).returncode == 0
     clean_error(run(env, 'simsop_train', *args, '--seed', 7, '--lr_head', 0.5), 'other settings', 'seed 42 -> 7', 'lr_head 0.0003 -> 0.5')
-    clean_error(run(env, 'simsop_train', *args[:-len(TINY) - 2], '--val_frac', 0.2, *TINY), 'the training or validation products differ')
+    clean_error(run(env, 'simsop_train', *args[:-len(TINY) - 2], '--val_frac', 0.2, *TINY), 'other settings', 'val_frac 0.34 -> 0.2')
     r = run(env, 'simsop_train', *args, '--seed', 7, '--no_resume')
     assert r.returncode == 0, r.stderr[-2000:]
 
