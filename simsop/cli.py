@@ -81,7 +81,7 @@ def simsop_extract(
     if out is None: return                                  # torchrun: the first process reports
     report_skipped(skipped); print(f'{len(emb)} images -> {out} {emb.shape}' + (f', {len(skipped)} skipped' if skipped else ''), flush=True)
 
-# %% ../nbs/10_cli.ipynb #8fa31641
+# %% ../nbs/10_cli.ipynb #59eba643
 LOSS = Param(f"training loss: {', '.join(LOSSES)} (default supcon)", str, choices=list(LOSSES))
 
 @call_parse
@@ -104,7 +104,7 @@ def simsop_train(
     weight_decay: float = None, # AdamW weight decay (0.05)
     train_blocks: int = None,   # n: the backbone's last n stages learn; -1: the whole backbone; 0: frozen (2)
     head_hidden: int = None,    # hidden width of the projection head (1024)
-    embed_dim: int = None,      # head output size (256)
+    embed_dim: int = None,      # head output size (0: chosen on held-out training products, see auto_embed_dim)
     embed: Param("what the saved model embeds with: 'auto' (head or backbone output, whichever validates better, the starting model included), 'head', 'backbone'", str, choices=['auto', 'head', 'backbone']) = None,
     temperature: float = None,  # SupCon temperature (0.1)
     amp: AMP = None,

@@ -29,15 +29,16 @@ from .retrieval import evaluate
 __all__ = ['CKPT_FORMAT', 'RESUME_FREE', 'RUN_OPTIONS', 'TrainConfig', 'ProjectionHead', 'EmbeddingModel', 'build_model',
            'set_trainable', 'param_groups', 'warmup_cosine', 'SeededItems', 'BatchPlan', 'gather_batch', 'rng_state',
            'set_rng_state', 'load_checkpoint', 'NonFiniteLossError', 'RunMismatchError', 'run_differences',
-           'products_key', 'choose_output', 'run_verdict', 'pick_distractors', 'train', 'load_model',
-           'augment_features', 'train_head', 'train_fast', 'pca_start_metrics', 'choose_embed_dim', 'pca_start_cv',
+           'products_key', 'choose_output', 'run_verdict', 'pick_distractors', 'pca_start_metrics', 'choose_embed_dim',
+           'pca_start_cv', 'auto_embed_dim', 'train', 'load_model', 'augment_features', 'train_head', 'train_fast',
            'run_config', 'write_run_config', 'read_run_config', 'config_differences', 'train_catalog', 'plot_history']
 
-# %% ../nbs/04_training.ipynb #b2baad32
+# %% ../nbs/04_training.ipynb #3bb89f3b
 @dataclass
 class TrainConfig(Config):
     "Everything a training run needs; defaults follow the scale switch like `Config`."
     k: int = 4                   # images per product in a PK batch (P = batch_size // k)
+    embed_dim: int = 0           # head output size; 0: chosen on the training products (`auto_embed_dim`; 256 for a random head)
     lr_backbone: float = None    # AdamW learning rate of the backbone (3e-5: the pretrained features are the starting point)
     lr_head: float = None        # ... of the projection head (3e-4)
     weight_decay: float = 0.05   # not applied to biases and norm weights
@@ -118,7 +119,7 @@ class EmbeddingModel(nn.Module):
     def features(self, images): return F.normalize(self.backbone(images).float(), dim=1)
     def forward(self, images): return self.head(self.features(images))
 
-# %% ../nbs/04_training.ipynb #60e21184
+# %% ../nbs/04_training.ipynb #5a3e2623
 def _plain(dc: dict | None) -> dict:
     "A data config with lists for tuples (plain types: checkpoint-safe)."
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in (dc or {}).items()}
@@ -126,10 +127,10 @@ def _plain(dc: dict | None) -> dict:
 def _data_config(backbone: nn.Module, img_size: int | None = None) -> dict:
     return _plain(get_data_config(backbone, img_size))
 
-def build_model(cfg: TrainConfig, backbone: nn.Module | None = None) -> EmbeddingModel:
-    "The `EmbeddingModel` of `cfg` (backbone from `cfg.backbone`/`cfg.weights` unless given)."
+def build_model(cfg: TrainConfig, backbone: nn.Module | None = None, embed_dim: int | None = None) -> EmbeddingModel:
+    "The `EmbeddingModel` of `cfg` (backbone from `cfg.backbone`/`cfg.weights` unless given; head width `embed_dim`, else `cfg`'s, else 256)."
     backbone = backbone if backbone is not None else create_backbone(cfg.backbone, cfg.weights)
-    head = ProjectionHead(backbone.num_features, cfg.head_hidden, cfg.embed_dim, residual=cfg.head_init in ('auto', 'pca'))
+    head = ProjectionHead(backbone.num_features, cfg.head_hidden, embed_dim or cfg.embed_dim or 256, residual=cfg.head_init in ('auto', 'pca'))
     return EmbeddingModel(backbone, head, _data_config(backbone, cfg.img_size))
 
 # %% ../nbs/04_training.ipynb #61c3beee
@@ -487,7 +488,7 @@ def _fit(cfg: TrainConfig, model: nn.Module, trainable: nn.Module, plan: BatchPl
         loop.open_log()
         return loop.run(progress, eval_at_start)
 
-# %% ../nbs/04_training.ipynb #9d11b1a0
+# %% ../nbs/04_training.ipynb #5687fc09
 def pick_distractors(n_rows: int, n: int, seed: int = 0) -> np.ndarray:
     "Row numbers (sorted) of at most `n` of `n_rows` training images: a seeded sample, or all of them when there are fewer."
     if n <= 0: return np.zeros(0, dtype=np.int64)
@@ -507,6 +508,56 @@ def _evaluate(emb: np.ndarray, labels, prefix: str = '', n_query: int | None = N
     for m in ('R@1', 'MAP@R'): res[f'{m}_se'] = float(per[m].std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else float('nan')
     return {f'{prefix}{k}': v for k, v in res.items()}
 
+# %% ../nbs/04_training.ipynb #b785ec77
+def pca_start_metrics(train_feats, val_feats, val_labels, dims=(128, 256, 512, 1024)) -> pd.DataFrame:
+    "Validation metrics of the off-the-shelf features and of the PCA-initialised head's starting point at each width in `dims`."
+    tf = np.asarray(train_feats, np.float32); vf = torch.as_tensor(np.asarray(val_feats, np.float32))
+    rows = [dict(embed_dim=vf.shape[1], start='off-the-shelf', **_evaluate(vf.numpy(), val_labels))]
+    for d in sorted(d for d in dims if d < vf.shape[1]):
+        head = ProjectionHead(vf.shape[1], 1, d, residual=True).init_pca(tf)   # the MLP branch starts at zero: its width is moot
+        with torch.no_grad(): rows.append(dict(embed_dim=d, start='PCA head', **_evaluate(head(vf).numpy(), val_labels)))
+    return pd.DataFrame(rows)
+
+def choose_embed_dim(table: pd.DataFrame, metrics=('R@1', 'MAP@R'), tol: float = 0.0) -> int:
+    "The narrowest PCA-start width in `table` (from `pca_start_metrics`) whose `metrics` are all within `tol` of the off-the-shelf ones."
+    ref, pca = table.iloc[0], table.iloc[1:].sort_values('embed_dim')
+    if not len(pca): raise ValueError('no PCA-start rows: every width in dims was >= the feature size')
+    ok = pca[np.all([pca[m] >= ref[m] - tol for m in metrics], axis=0)]
+    return int((ok if len(ok) else pca).embed_dim.iloc[0 if len(ok) else -1])
+
+def pca_start_cv(feats, labels, dims=(128, 256, 512, 1024), n_folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    "`pca_start_metrics` averaged over `n_folds` class-disjoint folds of `labels` (each fold the validation products once)."
+    labels = np.asarray(labels); feats = np.asarray(feats, np.float32)
+    classes = np.random.default_rng(seed).permutation(np.unique(labels))
+    if len(classes) < n_folds: raise ValueError(f'{len(classes)} products cannot make {n_folds} class-disjoint folds')
+    tabs = []
+    for fold in np.array_split(classes, n_folds):
+        va = np.isin(labels, fold)
+        tabs.append(pca_start_metrics(feats[~va], feats[va], labels[va], dims))
+    out = pd.concat(tabs).groupby(['embed_dim', 'start'], sort=False).mean(numeric_only=True).reset_index()
+    return out.assign(folds=n_folds)
+
+# %% ../nbs/04_training.ipynb #fb6dfb71
+def auto_embed_dim(feats, labels, n_folds: int = 5, seed: int = 0, dims=(128, 256, 512, 1024)) -> tuple[int, pd.DataFrame]:
+    "The head width chosen on training products (`choose_embed_dim` over `pca_start_cv`; fewer folds for few products), and its table."
+    n = len(np.unique(labels))
+    if n < 4: return 256, pd.DataFrame()
+    tab = pca_start_cv(feats, labels, dims, n_folds=min(n_folds, n // 2), seed=seed)
+    return (choose_embed_dim(tab) if len(tab) > 1 else np.shape(feats)[1]), tab
+
+# %% ../nbs/04_training.ipynb #bc0e39fb
+def _head_width(cfg: TrainConfig, feats, labels, last=None) -> int:
+    "The head's output size: `cfg.embed_dim`, or with 0 the resumed run's (`last`), or `auto_embed_dim`'s on `feats`, else 256."
+    if cfg.embed_dim: return cfg.embed_dim
+    if last is not None: return int(load_checkpoint(last)['spec']['embed_dim'])
+    if feats is None: return 256
+    dim, tab = auto_embed_dim(feats, labels, seed=cfg.seed)
+    if rank_world()[0] == 0 and len(tab):
+        print(f'head width {dim}: the narrowest PCA start that keeps the off-the-shelf R@1 and MAP@R on held-out training products '
+              f'({tab.folds.iloc[0]} folds: ' + ', '.join(f'{r.embed_dim}-d {r["R@1"]:.3f}/{r["MAP@R"]:.3f}' for _, r in tab.iterrows()) + ')',
+              file=sys.stderr)
+    return dim
+
 def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_dir, resume: bool = True,
           progress: bool = True, loss_fn=None, model: EmbeddingModel | None = None) -> dict:
     "Fine-tune backbone + head with SupCon on `train_df`, early-stopping on the validation `cfg.select`; checkpoints in `out_dir`."
@@ -514,13 +565,15 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
     rank, world, device = init_distributed(cfg.device)
     cfg = dataclasses.replace(cfg, device=device)
     seed_everything(cfg.seed)
-    given = model is not None
-    model = model if given else build_model(cfg)
-    dc = _data_config(model.backbone, cfg.img_size)
     resuming = resume and (Path(out_dir)/'last.pt').exists()   # the checkpoint's weights replace the initial ones
-    if not given and model.head.residual and not resuming:   # head_init='pca': the linear path from the training features
-        model.head.init_pca(extract_embeddings(model.backbone, train_df, data_config=dc, num_workers=cfg.num_workers,
-                                               progress=False, device=device, channels_last=False))   # memory format: as a resumed run's
+    if model is None:   # head_init='pca': the linear path (and with embed_dim=0 the width) from the training features
+        backbone = create_backbone(cfg.backbone, cfg.weights)
+        feats = None if resuming or cfg.head_init == 'random' else extract_embeddings(
+            backbone, train_df, data_config=_data_config(backbone, cfg.img_size), num_workers=cfg.num_workers, progress=False,
+            device=device, channels_last=False)   # memory format: as a resumed run's
+        model = build_model(cfg, backbone, _head_width(cfg, feats, train_df['class_id'], Path(out_dir)/'last.pt' if resuming else None))
+        if feats is not None: model.head.init_pca(feats)
+    dc = _data_config(model.backbone, cfg.img_size)
     set_trainable(model, cfg.train_blocks)
     model.to(device)
     tr_ds = SeededItems(ImageDataset(train_df, make_transform(dc, train=cfg.augment)), cfg.seed)
@@ -571,7 +624,7 @@ def load_model(ckpt_path, device: str = 'cpu', embed: str | None = None) -> nn.M
         return backbone.to(device).eval()
     return m.to(device).eval()
 
-# %% ../nbs/04_training.ipynb #a1ac9a60
+# %% ../nbs/04_training.ipynb #6b237461
 class _HeadOnly(nn.Module):
     "Stand-in model for head training: an empty backbone and the head."
     def __init__(self, head): super().__init__(); self.backbone, self.head = nn.Identity(), head
@@ -592,7 +645,9 @@ def train_head(train_feats, train_labels, val_feats, val_labels, cfg: TrainConfi
     tf = torch.as_tensor(np.asarray(train_feats, np.float32)); vf = torch.as_tensor(np.asarray(val_feats, np.float32))
     tl = torch.as_tensor(np.array(train_labels)); vl = np.array(val_labels)
     if len(tf) != len(tl): raise ValueError(f'{len(tf)} training features but {len(tl)} labels')
-    head = ProjectionHead(tf.shape[1], cfg.head_hidden, cfg.embed_dim, residual=cfg.head_init in ('auto', 'pca'))
+    residual, last = cfg.head_init in ('auto', 'pca'), Path(out_dir)/'last.pt'
+    dim = _head_width(cfg, tf.numpy() if residual else None, tl.numpy(), last if resume and last.exists() else None)
+    head = ProjectionHead(tf.shape[1], cfg.head_hidden, dim, residual=residual)
     if head.residual: head.init_pca(tf)   # start at the off-the-shelf embedding's main directions
     model = _HeadOnly(head)
     plan = BatchPlan(tl.numpy(), cfg.p, cfg.k, seed=cfg.seed)
@@ -633,35 +688,6 @@ def train_fast(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, o
     ftr = extract_embeddings(backbone, train_df, **ekw); fva = extract_embeddings(backbone, val_df, **ekw)
     return train_head(ftr, train_df['class_id'].to_numpy(), fva, val_df['class_id'].to_numpy(), cfg, out_dir,
                       resume=resume, progress=progress, data_config=dc, **kw)
-
-# %% ../nbs/04_training.ipynb #b785ec77
-def pca_start_metrics(train_feats, val_feats, val_labels, dims=(128, 256, 512, 1024)) -> pd.DataFrame:
-    "Validation metrics of the off-the-shelf features and of the PCA-initialised head's starting point at each width in `dims`."
-    tf = np.asarray(train_feats, np.float32); vf = torch.as_tensor(np.asarray(val_feats, np.float32))
-    rows = [dict(embed_dim=vf.shape[1], start='off-the-shelf', **_evaluate(vf.numpy(), val_labels))]
-    for d in sorted(d for d in dims if d < vf.shape[1]):
-        head = ProjectionHead(vf.shape[1], 1, d, residual=True).init_pca(tf)   # the MLP branch starts at zero: its width is moot
-        with torch.no_grad(): rows.append(dict(embed_dim=d, start='PCA head', **_evaluate(head(vf).numpy(), val_labels)))
-    return pd.DataFrame(rows)
-
-def choose_embed_dim(table: pd.DataFrame, metrics=('R@1', 'MAP@R'), tol: float = 0.0) -> int:
-    "The narrowest PCA-start width in `table` (from `pca_start_metrics`) whose `metrics` are all within `tol` of the off-the-shelf ones."
-    ref, pca = table.iloc[0], table.iloc[1:].sort_values('embed_dim')
-    if not len(pca): raise ValueError('no PCA-start rows: every width in dims was >= the feature size')
-    ok = pca[np.all([pca[m] >= ref[m] - tol for m in metrics], axis=0)]
-    return int((ok if len(ok) else pca).embed_dim.iloc[0 if len(ok) else -1])
-
-def pca_start_cv(feats, labels, dims=(128, 256, 512, 1024), n_folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    "`pca_start_metrics` averaged over `n_folds` class-disjoint folds of `labels` (each fold the validation products once)."
-    labels = np.asarray(labels); feats = np.asarray(feats, np.float32)
-    classes = np.random.default_rng(seed).permutation(np.unique(labels))
-    if len(classes) < n_folds: raise ValueError(f'{len(classes)} products cannot make {n_folds} class-disjoint folds')
-    tabs = []
-    for fold in np.array_split(classes, n_folds):
-        va = np.isin(labels, fold)
-        tabs.append(pca_start_metrics(feats[~va], feats[va], labels[va], dims))
-    out = pd.concat(tabs).groupby(['embed_dim', 'start'], sort=False).mean(numeric_only=True).reset_index()
-    return out.assign(folds=n_folds)
 
 # %% ../nbs/04_training.ipynb #5e5fcfc0
 RUN_OPTIONS = {'mode': 'full', 'val_frac': 0.2, 'classes': None, 'data': None, 'n_products': None}   # beside TrainConfig's

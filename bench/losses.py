@@ -1,0 +1,55 @@
+"""The loss family compared on Grocery, class-disjoint, both directions, several seeds (run by hand, not in CI).
+
+Every run is `bench/finetune_grocery.py`'s `finetune`: the library's defaults (same backbone, 224 px, same epochs and
+batches, frozen BatchNorm, same embedding size), only `--loss` differs; the checkpoint and the output (head or
+backbone) are chosen on held-out *training* products with training images as distractors, as Musgrave et al. (2020)
+ask. Products 0-39 train and 40-80 test, then the reverse. One JSON line per run is appended to `--results` (a rerun
+skips the runs already there), then the table: mean and std over seeds of R@1, MAP@R and training seconds.
+
+    python bench/losses.py --mode fast                       # head on cached features: about 10 min on 2 cores
+    python bench/losses.py --mode full --seeds 0 --losses supcon,triplet,ms,proxy_anchor,arcface
+"""
+import json, sys
+from pathlib import Path
+import pandas as pd
+from fastcore.script import call_parse
+sys.path.insert(0, str(Path(__file__).parent))
+from finetune_grocery import finetune
+from simsop.losses import LOSSES
+
+DIRECTIONS = (('0-39', '40-80'), ('40-80', '0-39'))
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    "Mean and std over seeds per direction and loss, the off-the-shelf row first."
+    df = pd.DataFrame(rows)
+    g = df.groupby(['train', 'test', 'loss'], sort=False)
+    t = g.agg(seeds=('seed', 'count'), r1=('r1', 'mean'), r1_std=('r1', 'std'), mapr=('mapr', 'mean'), mapr_std=('mapr', 'std'),
+              train_s=('train_s', 'mean'), backbone_kept=('embed', lambda e: int((e == 'backbone').sum()))).reset_index()
+    base = df.groupby(['train', 'test'], sort=False)[['base_r1', 'base_mapr']].first().reset_index()
+    base = base.rename(columns={'base_r1': 'r1', 'base_mapr': 'mapr'}).assign(loss='off-the-shelf')
+    return pd.concat([base, t]).sort_values(['train', 'loss'], key=lambda s: s.map(lambda v: '' if v == 'off-the-shelf' else v),
+                                            kind='stable').round(4).reset_index(drop=True)
+
+
+@call_parse
+def main(mode: str = 'fast',                     # 'fast' or 'full'
+         losses: str = ','.join(LOSSES),         # comma-separated names from simsop.losses.LOSSES
+         seeds: str = '0,1,2',                   # comma-separated seeds
+         epochs: int = None,                     # epochs of every run (default: the library's)
+         results: str = None,                    # JSON lines (default bench/results/losses_grocery_<mode>.jsonl)
+         out: str = 'artifacts/bench_losses'):   # run folders
+    path = Path(results or Path(__file__).parent/'results'/f'losses_grocery_{mode}.jsonl')
+    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+    done = {(r['train'], r['loss'], r['seed']) for r in rows}
+    for tr, te in DIRECTIONS:
+        for loss in losses.split(','):
+            for seed in map(int, seeds.split(',')):
+                if (tr, loss, seed) in done: continue
+                r = finetune(tr, te, mode, seed, out, loss=loss, **({'epochs': epochs} if epochs else {}))
+                if 'skipped' in r: print(json.dumps(r)); return
+                print(json.dumps(r), flush=True)
+                with path.open('a') as f: f.write(json.dumps(r) + '\n')
+                rows.append(r)
+    t = table([r for r in rows if r['mode'] == mode])
+    print(t.to_markdown(index=False))
