@@ -8,9 +8,11 @@ output, stopping) is made by the run on its held-out training products; the test
     python bench/finetune_grocery.py                                  # products 0-39 -> 40-80, full mode, seed 0
     python bench/finetune_grocery.py --train 40-80 --test 0-39 --mode fast --loss ms
 
-Last line: {"train", "test", "mode", "loss", "seed", "embed", "base_r1", "base_mapr", "r1", "mapr", "train_s", ...}.
+Last line: {"train", "test", "mode", "loss", "seed", "embed", "base_r1", "base_mapr", "r1", "mapr", "train_s",
+"train_ips" (median training images per second), ...}.
 """
 import json, time
+import pandas as pd
 from pathlib import Path
 from fastcore.script import call_parse
 from simsop.core import shared_data, Config
@@ -24,7 +26,7 @@ def finetune(train: str = '0-39', test: str = '40-80', mode: str = 'full', seed:
     root = shared_data('grocery')
     if root is None: return dict(skipped='grocery data not found (../shared/data/grocery)')
     cfg = TrainConfig(img_size=img_size, seed=seed, device='cpu', **settings)
-    run = Path(out)/f"{mode}_{cfg.loss}_{train}_s{seed}"
+    run = Path(out)/f"{mode}_{cfg.loss}_{cfg.backbone}_{train}_s{seed}"
     t0 = time.time()
     res = train_catalog(cfg, root, run, mode, classes=train, progress=progress)
     train_s = time.time() - t0
@@ -32,7 +34,8 @@ def finetune(train: str = '0-39', test: str = '40-80', mode: str = 'full', seed:
     ft = evaluate_catalog(root, res['best'], cfg=Config(device='cpu'), classes=test, progress=progress)
     return dict(train=train, test=test, mode=mode, loss=cfg.loss, seed=seed, embed=ft['embed'], best_step=res['best_step'],
                 val_score=round(res['best_score'], 4), base_r1=round(base['R@1'], 4), base_mapr=round(base['MAP@R'], 4),
-                r1=round(ft['R@1'], 4), mapr=round(ft['MAP@R'], 4), train_s=round(train_s, 1), message=res['message'])
+                r1=round(ft['R@1'], 4), mapr=round(ft['MAP@R'], 4), train_s=round(train_s, 1), message=res['message'],
+                train_ips=round(float(pd.read_csv(run/'metrics.csv')['images_per_s'].median()), 1))
 
 
 @call_parse

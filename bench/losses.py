@@ -11,25 +11,13 @@ skips the runs already there), then the table: mean and std over seeds of R@1, M
 """
 import json, sys
 from pathlib import Path
-import pandas as pd
 from fastcore.script import call_parse
 sys.path.insert(0, str(Path(__file__).parent))
 from finetune_grocery import finetune
 from simsop.losses import LOSSES
+from simsop.training import runs_table
 
 DIRECTIONS = (('0-39', '40-80'), ('40-80', '0-39'))
-
-
-def table(rows: list[dict]) -> pd.DataFrame:
-    "Mean and std over seeds per direction and loss, the off-the-shelf row first."
-    df = pd.DataFrame(rows)
-    g = df.groupby(['train', 'test', 'loss'], sort=False)
-    t = g.agg(seeds=('seed', 'count'), r1=('r1', 'mean'), r1_std=('r1', 'std'), mapr=('mapr', 'mean'), mapr_std=('mapr', 'std'),
-              train_s=('train_s', 'mean'), backbone_kept=('embed', lambda e: int((e == 'backbone').sum()))).reset_index()
-    base = df.groupby(['train', 'test'], sort=False)[['base_r1', 'base_mapr']].first().reset_index()
-    base = base.rename(columns={'base_r1': 'r1', 'base_mapr': 'mapr'}).assign(loss='off-the-shelf')
-    return pd.concat([base, t]).sort_values(['train', 'loss'], key=lambda s: s.map(lambda v: '' if v == 'off-the-shelf' else v),
-                                            kind='stable').round(4).reset_index(drop=True)
 
 
 @call_parse
@@ -51,5 +39,4 @@ def main(mode: str = 'fast',                     # 'fast' or 'full'
                 print(json.dumps(r), flush=True)
                 with path.open('a') as f: f.write(json.dumps(r) + '\n')
                 rows.append(r)
-    t = table([r for r in rows if r['mode'] == mode])
-    print(t.to_markdown(index=False))
+    print(runs_table([r for r in rows if r['mode'] == mode]).to_markdown(index=False))

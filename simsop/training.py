@@ -31,9 +31,10 @@ __all__ = ['CKPT_FORMAT', 'RESUME_FREE', 'RUN_OPTIONS', 'TrainConfig', 'Projecti
            'set_rng_state', 'load_checkpoint', 'NonFiniteLossError', 'RunMismatchError', 'run_differences',
            'products_key', 'choose_output', 'run_verdict', 'pick_distractors', 'pca_start_metrics', 'choose_embed_dim',
            'pca_start_cv', 'auto_embed_dim', 'train', 'load_model', 'augment_features', 'train_head', 'train_fast',
-           'run_config', 'write_run_config', 'read_run_config', 'config_differences', 'train_catalog', 'plot_history']
+           'runs_table', 'run_config', 'write_run_config', 'read_run_config', 'config_differences', 'train_catalog',
+           'plot_history']
 
-# %% ../nbs/04_training.ipynb #3bb89f3b
+# %% ../nbs/04_training.ipynb #c8471c15
 @dataclass
 class TrainConfig(Config):
     "Everything a training run needs; defaults follow the scale switch like `Config`."
@@ -66,6 +67,7 @@ class TrainConfig(Config):
     feat_dropout: float = 0.0    # fast mode: dropout on cached features
 
     def __post_init__(self):
+        if self.epochs is None and not self.full: self.epochs = 3   # CPU scale: 2 epochs ended every Grocery run still improving on val
         super().__post_init__()
         if self.lr_backbone is None: self.lr_backbone = 3e-5
         if self.lr_head is None: self.lr_head = 3e-4
@@ -688,6 +690,19 @@ def train_fast(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, o
     ftr = extract_embeddings(backbone, train_df, **ekw); fva = extract_embeddings(backbone, val_df, **ekw)
     return train_head(ftr, train_df['class_id'].to_numpy(), fva, val_df['class_id'].to_numpy(), cfg, out_dir,
                       resume=resume, progress=progress, data_config=dc, **kw)
+
+# %% ../nbs/04_training.ipynb #bcb19307
+def runs_table(rows: list[dict]) -> pd.DataFrame:
+    "Mean and std over seeds of R@1, MAP@R and training seconds per direction and loss (JSON rows of `bench/losses.py`), off-the-shelf first."
+    df = pd.DataFrame(rows)
+    t = df.groupby(['train', 'test', 'loss'], sort=False).agg(
+        seeds=('seed', 'count'), r1=('r1', 'mean'), r1_std=('r1', 'std'), mapr=('mapr', 'mean'), mapr_std=('mapr', 'std'),
+        train_s=('train_s', 'mean'), backbone_kept=('embed', lambda e: int((e == 'backbone').sum()))).reset_index()
+    base = df.groupby(['train', 'test'], sort=False)[['base_r1', 'base_mapr']].first().reset_index()
+    base = base.rename(columns={'base_r1': 'r1', 'base_mapr': 'mapr'}).assign(loss='off-the-shelf')
+    out = pd.concat([base, t], ignore_index=True)
+    out['_k'] = out['loss'].ne('off-the-shelf')
+    return out.sort_values(['train', '_k'], kind='stable').drop(columns='_k').round(4).reset_index(drop=True)
 
 # %% ../nbs/04_training.ipynb #5e5fcfc0
 RUN_OPTIONS = {'mode': 'full', 'val_frac': 0.2, 'classes': None, 'data': None, 'n_products': None}   # beside TrainConfig's
