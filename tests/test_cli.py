@@ -156,7 +156,8 @@ def test_checkpoint_backbone_embedding(env, tmp_path):
     chose = torch.load(best, weights_only=True)['embed']                          # no --embed: what the run chose
     r = run(env, 'simsop_eval', '--n_products', 12, '--model', best, '--json', '--quiet')
     assert r.returncode == 0 and json.loads(r.stdout.strip().splitlines()[-1])['embed'] == chose in ('head', 'backbone'), r.stderr[-3000:]
-    for e, dim in (('head', 256), ('backbone', 512)):          # resnet10t: 512-d pooled features; the head: 256-d
+    width = torch.load(best, weights_only=True)['spec']['embed_dim']               # chosen by the run (embed_dim 0)
+    for e, dim in (('head', width), ('backbone', 512)):        # resnet10t: 512-d pooled features
         r = run(env, 'simsop_index', '--n_products', 12, '--model', best, '--embed', e, '--out', tmp_path/e, '--quiet')
         assert r.returncode == 0, r.stderr[-3000:]
         info = json.loads((tmp_path/e/'searcher.json').read_text())
@@ -169,6 +170,23 @@ def test_checkpoint_backbone_embedding(env, tmp_path):
     assert len(json.loads(q.stdout.strip().splitlines()[-1])['results']) == 3
     r = run(env, 'simsop_eval', '--n_products', 12, '--embed', 'backbone', '--quiet')   # no checkpoint: a clear error
     assert r.returncode != 0 and 'needs a checkpoint' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_train_config_file(env, tmp_path):
+    "A run writes config.toml; --config starts another run from it (options given win); a resume with other settings is refused."
+    import tomllib
+    a, b = tmp_path/'a', tmp_path/'b'
+    r = run(env, 'simsop_train', '--n_products', 12, '--backbone', 'resnet10t', '--weights', 'random', '--img_size', 32,
+            '--batch_size', 8, '--max_steps', 2, '--loss', 'ms', '--out', a, '--quiet')
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = run(env, 'simsop_train', '--config', a/'config.toml', '--out', b, '--max_steps', 3, '--quiet')
+    assert r.returncode == 0, r.stderr[-3000:]
+    ta, tb = (tomllib.loads((d/'config.toml').read_text()) for d in (a, b))
+    assert (ta['loss'], ta['max_steps'], tb['max_steps'], ta['n_products']) == ('ms', 2, 3, 12)
+    assert {k: v for k, v in ta.items() if k != 'max_steps'} == {k: v for k, v in tb.items() if k != 'max_steps'}
+    assert json.loads(r.stdout.strip().splitlines()[-1])['step'] == 3
+    r = run(env, 'simsop_train', '--config', a/'config.toml', '--out', a, '--loss', 'supcon', '--quiet')
+    assert r.returncode != 0 and "loss 'ms' -> 'supcon'" in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
 
 
 @pytest.mark.parametrize('k', [0, -1])
