@@ -34,7 +34,7 @@ def choose(rows: list[dict], min_speed: float = 0.5) -> str:
 
 
 @call_parse
-def main(finetuned: bool = True,    # also fine-tune each (products 0-39 -> 40-80, seed 0)
+def main(finetune_archs: str = ','.join(OFFLINE_ARCHS),   # fine-tune these too (products 0-39 -> 40-80, seed 0); '' for none
          out: str = 'artifacts/bench_backbones'):
     root = shared_data('grocery')
     if root is None: print(json.dumps(dict(skipped='grocery data not found'))); return
@@ -52,7 +52,7 @@ def main(finetuned: bool = True,    # also fine-tune each (products 0-39 -> 40-8
         a, b = evaluate(ftr, tr.class_id.to_numpy()), evaluate(fte, te.class_id.to_numpy())
         row = dict(backbone=arch, img_size=size, e2e_ips=round(ips, 1), train_r1=round(a['R@1'], 4), train_mapr=round(a['MAP@R'], 4),
                    test_r1=round(b['R@1'], 4), test_mapr=round(b['MAP@R'], 4))
-        if finetuned:
+        if arch in finetune_archs.split(','):
             r = finetune('0-39', '40-80', 'full', 0, out, size, backbone=arch)
             row.update(ft_base_r1=r['base_r1'], ft_base_mapr=r['base_mapr'], ft_r1=r['r1'], ft_mapr=r['mapr'], ft_embed=r['embed'],
                        train_s=r['train_s'], train_ips=r['train_ips'])
