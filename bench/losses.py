@@ -28,12 +28,13 @@ def main(mode: str = 'fast',                     # 'fast' or 'full'
          losses: str = ','.join(LOSSES),         # comma-separated names from simsop.losses.LOSSES
          seeds: str = '0,1,2',                   # comma-separated seeds
          epochs: int = None,                     # epochs of every run (default: the library's)
+         directions: str = 'both',               # 'both', or one train range: '0-39' or '40-80'
          results: str = None,                    # JSON lines (default bench/results/losses_grocery_<mode>.jsonl)
          out: str = 'artifacts/bench_losses'):   # run folders
     path = Path(results or Path(__file__).parent/'results'/f'losses_grocery_{mode}.jsonl')
     rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
     done = {(r['train'], r['loss'], r['seed']) for r in rows}
-    for tr, te in DIRECTIONS:
+    for tr, te in [d for d in DIRECTIONS if directions in ('both', d[0])]:
         for loss in losses.split(','):
             for seed in map(int, seeds.split(',')):
                 if (tr, loss, seed) in done: continue
