@@ -34,7 +34,7 @@ __all__ = ['CKPT_FORMAT', 'RESUME_FREE', 'RUN_OPTIONS', 'TrainConfig', 'Projecti
            'runs_table', 'run_config', 'write_run_config', 'read_run_config', 'config_differences', 'train_catalog',
            'plot_history']
 
-# %% ../nbs/04_training.ipynb #c8471c15
+# %% ../nbs/04_training.ipynb #05f61e4d
 @dataclass
 class TrainConfig(Config):
     "Everything a training run needs; defaults follow the scale switch like `Config`."
@@ -67,7 +67,7 @@ class TrainConfig(Config):
     feat_dropout: float = 0.0    # fast mode: dropout on cached features
 
     def __post_init__(self):
-        if self.epochs is None and not self.full: self.epochs = 3   # CPU scale: 2 epochs ended every Grocery run still improving on val
+        if self.epochs is None and not self.full: self.epochs = 3   # CPU scale: with 2, Grocery runs ended still improving on val
         super().__post_init__()
         if self.lr_backbone is None: self.lr_backbone = 3e-5
         if self.lr_head is None: self.lr_head = 3e-4
