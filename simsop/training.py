@@ -28,11 +28,11 @@ from .retrieval import evaluate
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'RESUME_FREE', 'RUN_OPTIONS', 'TrainConfig', 'ProjectionHead', 'EmbeddingModel', 'build_model',
            'set_trainable', 'param_groups', 'warmup_cosine', 'SeededItems', 'BatchPlan', 'gather_batch', 'rng_state',
-           'set_rng_state', 'load_checkpoint', 'NonFiniteLossError', 'RunMismatchError', 'run_differences',
-           'products_key', 'choose_output', 'run_verdict', 'pick_distractors', 'pca_start_metrics', 'choose_embed_dim',
-           'pca_start_cv', 'auto_embed_dim', 'train', 'load_model', 'augment_features', 'train_head', 'train_fast',
-           'runs_table', 'run_config', 'write_run_config', 'read_run_config', 'config_differences', 'train_catalog',
-           'plot_history']
+           'set_rng_state', 'load_checkpoint', 'NonFiniteLossError', 'RunMismatchError', 'config_differences',
+           'run_differences', 'products_key', 'choose_output', 'run_verdict', 'pick_distractors', 'pca_start_metrics',
+           'choose_embed_dim', 'pca_start_cv', 'auto_embed_dim', 'train', 'load_model', 'augment_features',
+           'train_head', 'train_fast', 'runs_table', 'run_config', 'write_run_config', 'read_run_config',
+           'train_catalog', 'plot_history']
 
 # %% ../nbs/04_training.ipynb #05f61e4d
 @dataclass
@@ -244,7 +244,7 @@ def load_checkpoint(path, map_location='cpu') -> dict:
         raise RuntimeError(f'{path} is not a simsop checkpoint (format {CKPT_FORMAT!r} expected)')
     return ck
 
-# %% ../nbs/04_training.ipynb #b7afe7de
+# %% ../nbs/04_training.ipynb #9a6ad302
 class NonFiniteLossError(FloatingPointError):
     "The training loss became NaN or infinite."
 
@@ -253,11 +253,14 @@ class RunMismatchError(ValueError):
 
 RESUME_FREE = ('device', 'num_workers', 'artifacts', 'ckpt_every', 'data_dir')   # settings a resumed run may change
 
+def config_differences(old: dict, new: dict) -> list[str]:
+    "The settings that differ between two runs' settings (a checkpoint's config, or `run_config` dicts), those a resumed run may change left out."
+    return [f'{k} {old.get(k)!r} -> {new.get(k)!r}' for k in sorted(set(old) | set(new))
+            if k not in RESUME_FREE and k != 'data' and str(old.get(k)) != str(new.get(k))]
+
 def run_differences(ck: dict, cfg, spec: dict) -> list[str]:
     "What differs between a checkpoint's run and `cfg`/`spec` (settings, and the training and validation products)."
-    old, new = ck.get('config', {}), cfg.to_dict()
-    out = [f'{k} {old.get(k)!r} -> {new.get(k)!r}' for k in sorted(set(old) | set(new))
-           if k not in RESUME_FREE and str(old.get(k)) != str(new.get(k))]
+    out = config_differences(ck.get('config', {}), cfg.to_dict())
     if ck.get('spec', {}).get('data') not in (None, spec.get('data')): out.append('the training or validation products differ')
     return out
 
@@ -704,7 +707,7 @@ def runs_table(rows: list[dict]) -> pd.DataFrame:
     out['_k'] = out['loss'].ne('off-the-shelf')
     return out.sort_values(['train', '_k'], kind='stable').drop(columns='_k').round(4).reset_index(drop=True)
 
-# %% ../nbs/04_training.ipynb #5e5fcfc0
+# %% ../nbs/04_training.ipynb #b8aac0d0
 RUN_OPTIONS = {'mode': 'full', 'val_frac': 0.2, 'classes': None, 'data': None, 'n_products': None}   # beside TrainConfig's
 
 def run_config(cfg: TrainConfig, **run) -> dict:
@@ -730,11 +733,6 @@ def read_run_config(path) -> tuple[dict, dict]:
     if bad := sorted(set(d) - fields - set(RUN_OPTIONS)):
         raise ValueError(f'{path}: unknown settings {bad} (training settings are TrainConfig fields; run options {sorted(RUN_OPTIONS)})')
     return {k: v for k, v in d.items() if k in fields}, {k: v for k, v in d.items() if k in RUN_OPTIONS}
-
-def config_differences(old: dict, new: dict) -> list[str]:
-    "The settings that differ between two `run_config` dicts (those a resumed run may change left out)."
-    return [f'{k} {old.get(k)!r} -> {new.get(k)!r}' for k in sorted(set(old) | set(new))
-            if k not in RESUME_FREE and k != 'data' and str(old.get(k)) != str(new.get(k))]
 
 # %% ../nbs/04_training.ipynb #95bccbc5
 def train_catalog(cfg: TrainConfig, data=None, out=None, mode: str = 'full', val_frac: float = 0.2,
