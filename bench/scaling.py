@@ -17,6 +17,7 @@ latency of a single query and of a batch of 64, build seconds, the saved files' 
 of a fresh process that loads the index with `Index.load` and searches it.
 
     python bench/scaling.py [--eval_ns 10000,30000,60000,120000] [--index_ns 100000,1000000,10000000]
+    python bench/scaling.py --index_ns ''      # evaluation only; the index part of --out is kept
 The table goes to stdout and `--out` (JSON, default bench/results/scaling_cpu_2cores.json), which the retrieval
 notebook plots. About 30 minutes on 2 cores; run by hand, not in CI.
 """
@@ -169,8 +170,12 @@ def main(eval_ns: str = '10000,30000,60000,120000',      # evaluation sizes (com
     if child == 'index': return index_child(n, seed, dir)
     if child == 'serve': return serve_child(dir)
     t0 = time.time()
-    res = dict(cores=os.cpu_count(), evaluation=eval_part(_ints(eval_ns), seed), index=index_part(_ints(index_ns), seed))
+    old = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}   # an empty part keeps the old one
+    res = dict(cores=os.cpu_count(), evaluation=eval_part(_ints(eval_ns), seed) if eval_ns else old.get('evaluation', []),
+               index=index_part(_ints(index_ns), seed) if index_ns else old.get('index', []))
     res['wall_s'] = round(time.time() - t0, 1)
+    kept = [part for part, ns in (('evaluation', eval_ns), ('index', index_ns)) if not ns]
+    if kept: res['note'] = f"{' and '.join(kept)} kept from the previous {Path(out).name}; wall_s is this run's"
     print('\nevaluation (within the split, exact):')
     for r in res['evaluation']:
         pml = f"PML {r['pml_s']:7.2f} s {r['pml_peak_gb']:6.2f} GB" if r['pml_s'] is not None else f"PML {r['pml_note']}"
