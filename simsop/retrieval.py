@@ -337,13 +337,13 @@ def first_hit_ranks(query_emb, query_labels, gallery_emb=None, gallery_labels=No
         out[s:s + step] = np.where(np.isfinite(t), ahead + 1, 0)
     return out
 
-# %% ../nbs/05_retrieval.ipynb #92ab6069
+# %% ../nbs/05_retrieval.ipynb #91d54ac0
 def evaluate(query_emb, query_labels, gallery_emb=None, gallery_labels=None, ks=(1, 5, 10), super_labels=None,
-             chunk_size: int = 2048, precision_ks=None, progress: bool = False, device: str = 'cpu') -> dict:
+             chunk_size: int = 2048, precision_ks=None, progress: bool = False, device: str = 'cpu', screen: str = 'auto') -> dict:
     """Exact retrieval metrics: `{'R@1', 'R@5', ..., 'P@1', ..., 'R_precision', 'MAP@R'}` (floats). `gallery_emb=None`:
     within one split (leave-one-out); else queries against the gallery. `precision_ks` (default `ks`) picks the P@K.
     With `super_labels` (one per query) the dict also holds `'per_superclass'`, the table of `evaluate_per_superclass`.
-    `device='cuda'` runs the neighbour search on a GPU (`knn_torch`)."""
+    `device='cuda'` runs the neighbour search on a GPU (`knn_torch`); `screen` as in `knn` (the metrics do not change)."""
     ks = tuple(int(k) for k in ks)
     pks = ks if precision_ks is None else tuple(int(k) for k in precision_ks)
     ql = np.asarray(query_labels)
@@ -356,7 +356,8 @@ def evaluate(query_emb, query_labels, gallery_emb=None, gallery_labels=None, ks=
     # relevant item, computed exactly afterwards for the few queries that have none in the heap.
     L = max(max(pks, default=1), int(R.max(initial=0)), 1)
     if max(ks) <= max(2 * L, 16): L = max(L, max(ks))
-    _, idx = knn(query_emb, gallery_emb, L, exclude_self=gallery_emb is None, chunk_size=chunk_size, progress=progress, device=device)
+    _, idx = knn(query_emb, gallery_emb, L, exclude_self=gallery_emb is None, chunk_size=chunk_size, progress=progress,
+                 device=device, screen=screen)
     fh = None
     if max(ks) > L:
         fh = _first_hit(_hits(idx, ql, ql if gl is None else gl))

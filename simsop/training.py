@@ -694,13 +694,15 @@ def train_fast(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, o
     return train_head(ftr, train_df['class_id'].to_numpy(), fva, val_df['class_id'].to_numpy(), cfg, out_dir,
                       resume=resume, progress=progress, data_config=dc, **kw)
 
-# %% ../nbs/04_training.ipynb #bcb19307
+# %% ../nbs/04_training.ipynb #b2f8b284
 def runs_table(rows: list[dict]) -> pd.DataFrame:
-    "Mean and std over seeds of R@1, MAP@R and training seconds per direction and loss (JSON rows of `bench/losses.py`), off-the-shelf first."
+    """Mean and std over seeds of test R@1 and MAP@R, mean validation MAP@R (held-out training products, what a choice
+    may use) and training seconds, per direction and loss (JSON rows of `bench/losses.py`), off-the-shelf first."""
     df = pd.DataFrame(rows)
     t = df.groupby(['train', 'test', 'loss'], sort=False).agg(
         seeds=('seed', 'count'), r1=('r1', 'mean'), r1_std=('r1', 'std'), mapr=('mapr', 'mean'), mapr_std=('mapr', 'std'),
-        train_s=('train_s', 'mean'), backbone_kept=('embed', lambda e: int((e == 'backbone').sum()))).reset_index()
+        val_mapr=('val_score', 'mean'), train_s=('train_s', 'mean'),
+        backbone_kept=('embed', lambda e: int((e == 'backbone').sum()))).reset_index()
     base = df.groupby(['train', 'test'], sort=False)[['base_r1', 'base_mapr']].first().reset_index()
     base = base.rename(columns={'base_r1': 'r1', 'base_mapr': 'mapr'}).assign(loss='off-the-shelf')
     out = pd.concat([base, t], ignore_index=True)
