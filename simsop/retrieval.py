@@ -199,7 +199,7 @@ def _candidate_scores(qn: np.ndarray, g: np.ndarray, idx: np.ndarray, rows: int 
     with threadpool_limits(1, user_api='blas'), ThreadPoolExecutor(2) as pool: list(pool.map(block, range(0, len(qn), rows)))
     return out
 
-# %% ../nbs/05_retrieval.ipynb #d5483a00
+# %% ../nbs/05_retrieval.ipynb #61b59fb9
 def _knn_screened(q, g, k, sym, exclude_self, bs, progress, extra: int = 10):
     "`knn` by bf16 screening: `(scores, idx, n_rechecked)`; the rechecked queries are searched again in float32."
     nq, ng, d = len(q), len(g), q.shape[1]
@@ -232,7 +232,7 @@ def _knn_screened(q, g, k, sym, exclude_self, bs, progress, extra: int = 10):
     sn, si = np.take_along_axis(ex, o, 1), np.take_along_axis(np.where(need, idx, -1), o, 1)
     ok = (idx[:, -1] < 0) | (hi[:, -1] < -sn[:, -1].astype(np.float64)) | (C >= ng - exclude_self)
     bad = np.flatnonzero(~ok)                          # an item outside the candidates might beat the k-th
-    if len(bad): sn[bad], si[bad] = _knn_rows(-q, g, bad, k, exclude_self, bs)
+    if len(bad): sn[bad], si[bad] = _knn_rows(q, g, bad, k, exclude_self, bs)
     scores = -sn; scores[si < 0] = -np.inf
     return scores, si, len(bad)
 
@@ -246,10 +246,10 @@ def _ahead(fn, items, depth: int = 2):
             if len(queue) > depth: yield queue.popleft().result()
         while queue: yield queue.popleft().result()
 
-def _knn_rows(qn, g, rows, k, exclude_self, bs, min_rows: int = 32):
+def _knn_rows(q, g, rows, k, exclude_self, bs, min_rows: int = 32):
     "Negated scores and ids of the float32 `k`-NN of queries `rows` against all of `g`, in row blocks of at least `min_rows`."
-    r = np.union1d(rows, np.arange(min(min_rows, len(qn))))
-    s, i = knn(-qn[r], g, k + exclude_self, chunk_size=bs, screen='off')
+    r = np.union1d(rows, np.arange(min(min_rows, len(q))))
+    s, i = knn(q[r], g, k + exclude_self, chunk_size=bs, screen='off')
     if exclude_self:
         keep = np.argsort(i == r[:, None], axis=1, kind='stable')[:, :k]
         s, i = np.take_along_axis(s, keep, 1), np.take_along_axis(i, keep, 1)
