@@ -199,13 +199,14 @@ def _candidate_scores(qn: np.ndarray, g: np.ndarray, idx: np.ndarray, rows: int 
     with threadpool_limits(1, user_api='blas'), ThreadPoolExecutor(2) as pool: list(pool.map(block, range(0, len(qn), rows)))
     return out
 
-# %% ../nbs/05_retrieval.ipynb #61b59fb9
+# %% ../nbs/05_retrieval.ipynb #b6b22126
 def _knn_screened(q, g, k, sym, exclude_self, bs, progress, extra: int = 10):
     "`knn` by bf16 screening: `(scores, idx, n_rechecked)`; the rechecked queries are searched again in float32."
     nq, ng, d = len(q), len(g), q.shape[1]
     C = min(ng, k + extra)
-    qb = torch.from_numpy(q).neg().to(torch.bfloat16)      # bf16(-q) == -bf16(q): round to nearest is symmetric
-    gb = qb.neg() if sym else torch.from_numpy(g).to(torch.bfloat16)
+    qp = torch.from_numpy(q).to(torch.bfloat16)
+    qb = qp.neg()                                      # bf16(-q) == -bf16(q): round to nearest is symmetric
+    gb = qp if sym else torch.from_numpy(g).to(torch.bfloat16)
     neg = np.empty((nq, C), np.float32); idx = np.empty((nq, C), np.int64)
     heaps = faiss.float_maxheap_array_t()
     heaps.k, heaps.nh, heaps.val, heaps.ids = C, nq, swig_ptr(neg), swig_ptr(idx)
@@ -220,7 +221,7 @@ def _knn_screened(q, g, k, sym, exclude_self, bs, progress, extra: int = 10):
         _feed_heaps(to_f32(_ahead(product, _tiles(nq, ng, bs, sym, progress))), heaps, np.empty(bs * bs, np.float32),
                     sym, exclude_self)
     heaps.reorder()
-    qbn, qen = _bf16_norms(q, qb.neg())
+    qbn, qen = _bf16_norms(q, qp)
     gbn, gen = (qbn, qen) if sym else _bf16_norms(g, gb)
     delta = _screen_bound(qbn, qen, gbn, gen, d)[:, None]
     with np.errstate(invalid='ignore'):
@@ -246,13 +247,16 @@ def _ahead(fn, items, depth: int = 2):
             if len(queue) > depth: yield queue.popleft().result()
         while queue: yield queue.popleft().result()
 
+def _drop_rows(idx: np.ndarray, rows: np.ndarray, k: int, scores=None):
+    "The first `k` entries of each row of `idx` other than that query's own row `rows[i]`; with `scores`, `(scores, idx)` so."
+    o = np.argsort(idx == rows[:, None], axis=1, kind='stable')[:, :k]
+    return np.take_along_axis(idx, o, 1) if scores is None else (np.take_along_axis(scores, o, 1), np.take_along_axis(idx, o, 1))
+
 def _knn_rows(q, g, rows, k, exclude_self, bs, min_rows: int = 32):
     "Negated scores and ids of the float32 `k`-NN of queries `rows` against all of `g`, in row blocks of at least `min_rows`."
     r = np.union1d(rows, np.arange(min(min_rows, len(q))))
     s, i = knn(q[r], g, k + exclude_self, chunk_size=bs, screen='off')
-    if exclude_self:
-        keep = np.argsort(i == r[:, None], axis=1, kind='stable')[:, :k]
-        s, i = np.take_along_axis(s, keep, 1), np.take_along_axis(i, keep, 1)
+    if exclude_self: s, i = _drop_rows(i, r, k, s)
     pos = np.searchsorted(r, rows)
     return -s[pos], i[pos]
 
@@ -608,7 +612,7 @@ def recall_at_k(found, truth, k: int = 10) -> float:
     found, truth = np.asarray(found)[:, :k], np.asarray(truth)[:, :k]
     return float((found[:, :, None] == truth[:, None, :]).any(1).mean())
 
-# %% ../nbs/05_retrieval.ipynb #7a3196f8
+# %% ../nbs/05_retrieval.ipynb #19245d3a
 @patch
 def tune(self: Index, queries, truth, k: int = 10, target: float = 0.95, own_rows=None) -> pd.DataFrame:
     """Set the cheapest search parameters (fewest lists probed, then fewest candidates re-scored) whose recall@`k`
@@ -642,10 +646,7 @@ def tune_on(self: Index, emb, n: int = 500, k: int = 10, target: float = 0.95, s
     self.tune(x[rows], _drop_rows(knn(x[rows], x, k + 1)[1], rows, k), k, target, own_rows=rows)
     return self
 
-def _drop_rows(idx: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
-    "The first `k` entries of each row of `idx` other than that query's own row `rows[i]`."
-    keep = idx != rows[:, None]
-    return np.take_along_axis(idx, np.argsort(~keep, axis=1, kind='stable'), 1)[:, :k]
+
 
 # %% ../nbs/05_retrieval.ipynb #4b876cd9
 @patch
