@@ -4,7 +4,7 @@
 Part 1, evaluation (`--eval_ns`, default 10k, 30k, 60k, 120k): SOP-like synthetic embeddings (256-d, products of
 2-12 images, `bench/evaluate.py`'s data), evaluated within the split by ours (`simsop.retrieval.evaluate`, R@1/5/10/100,
 P@K, R-Precision, MAP@R) and by pytorch-metric-learning's `AccuracyCalculator`, each in its own process: wall seconds
-and peak memory (ru_maxrss, imports included). PML runs only while its peak, extrapolated as N^2 from the previous
+and peak memory (VmHWM, imports included). PML runs only while its peak, extrapolated as N^2 from the previous
 size, fits in 80% of the available memory.
 
 Part 2, the catalog index (`--index_ns`, default 100k, 1M, 10M): catalogs of 256-d vectors structured like product
@@ -21,7 +21,7 @@ of a fresh process that loads the index with `Index.load` and searches it.
 The table goes to stdout and `--out` (JSON, default bench/results/scaling_cpu_2cores.json), which the retrieval
 notebook plots. About 30 minutes on 2 cores; run by hand, not in CI.
 """
-import json, os, subprocess, sys, tempfile, time, resource
+import json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
@@ -29,6 +29,7 @@ from fastcore.script import call_parse
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import evaluate as evalbench                       # bench/evaluate.py: the same children (ours, PML), the same data
+from evaluate import rss_gb
 
 D, VIEWS, FAMILY, CHUNK_PRODUCTS = 256, 4, 8, 65_536
 
@@ -57,11 +58,6 @@ def queries(product_ids, n_products: int, seed: int = 0, stream: int = 2) -> np.
         cen = products(int(c), n_products, seed)[product_ids[m] % CHUNK_PRODUCTS]
         out[m] = _unit(cen + _noise(np.random.default_rng([seed, int(c), stream]), len(cen), 0.5))
     return out
-
-def rss_gb(field='VmRSS') -> float:
-    for line in Path('/proc/self/status').read_text().splitlines():
-        if line.startswith(field + ':'): return int(line.split()[1]) / 1024 ** 2
-    return float('nan')
 
 def latencies_ms(index, q, batch: int):
     "Wall milliseconds of each search of `batch` queries at a time, top 10."
@@ -104,7 +100,7 @@ def index_child(n: int, seed: int, out: str):
     np.save(Path(out)/'q_test.npy', q_test)
     print(json.dumps(dict(n=n, factory=factory, params=index.params, tuning=getattr(index, 'tuning', None),
                           build_s=round(build_s, 1), truth_s=round(t_truth, 1), recall_at_10=round(recall, 4),
-                          build_peak_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2),
+                          build_peak_gb=round(rss_gb('VmHWM'), 2),
                           files_gb=round(files_gb, 3))), flush=True)
 
 def serve_child(out: str):
