@@ -31,7 +31,7 @@ def test_agrees_with_pml_separate_catalog(data):
 
 def test_recall_at_k_brute_force(data):
     x, y = data
-    x, y = x[:1500], y[:1500]
+    x, y = np.round(x[:1500] * 64) / 64, y[:1500]     # scores exact in float32 on any BLAS kernel, so ties are ties
     S = x.astype(np.float64) @ x.T.astype(np.float64); np.fill_diagonal(S, -np.inf)
     order = np.array([np.lexsort((np.arange(len(x)), -s)) for s in S])[:, :-1]
     hit = y[order] == y[:, None]; v = hit.any(1)
