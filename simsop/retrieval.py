@@ -317,7 +317,7 @@ def _knn_rows(q, g, rows, k, exclude_self, bs, min_rows: int = 32):
     pos = np.searchsorted(r, rows)
     return -s[pos], i[pos]
 
-# %% ../nbs/05_retrieval.ipynb #288cdd5d
+# %% ../nbs/05_retrieval.ipynb #898dc6ed
 def _hits(nbr: np.ndarray, ql: np.ndarray, gl: np.ndarray) -> np.ndarray:
     "Boolean `(n_query, L)`: is neighbour `nbr[i, j]` (a gallery row, -1 = none) of query `i`'s product?"
     return (gl[np.where(nbr < 0, 0, nbr)] == ql[:, None]) & (nbr >= 0)
@@ -368,18 +368,25 @@ def summarize(pq: pd.DataFrame, ks=None) -> dict:
     cols = [c for c in pq.columns if c.startswith(('R@', 'P@'))] + ['R_precision', 'AP@R']
     return {('MAP@R' if c == 'AP@R' else c): float(v[c].mean()) if len(v) else float('nan') for c in cols}
 
-def _count_ahead(S, j0, t, first, ql, gl, ahead):
+def _count_ahead(S, j0, t, first, rel, ahead):
     """Add to `ahead[i]` the items of score tile `S` (columns `j0..`) ranked before query `i`'s first relevant item: the
-    irrelevant ones (gallery label codes `gl[j] != ql[i]`) scoring above `t[i]`, its best relevant score, or equal to it
-    with an index below `first[i]`, the first relevant item at that score. Relevant items (the query's own row among
-    them) never count, so a BLAS that rounds a score differently here than where `t` was computed cannot count the
-    first hit before itself. Run it compiled."""
+    irrelevant ones scoring above `t[i]`, its best relevant score, or equal to it with an index below `first[i]`, the
+    first relevant item at that score. The items of `rel[i]` (its relevant items and own row; -1: none) never count, so
+    a BLAS that rounds a score differently here than where `t` was computed cannot count the first hit before itself.
+    Run it compiled."""
+    nb = S.shape[1]
     for i in range(S.shape[0]):
-        ti, qi, a = t[i], ql[i], 0
-        for b in range(S.shape[1]):
-            s = S[i, b]
-            if (s > ti or (s == ti and j0 + b < first[i])) and gl[j0 + b] != qi: a += 1
-        ahead[i] += a
+        ti, a, e = t[i], 0, 0
+        for b in range(nb): a += S[i, b] > ti; e += S[i, b] == ti
+        if e:                                  # ties: only those before the first relevant item at this score
+            e = 0
+            for b in range(min(nb, first[i] - j0)): e += S[i, b] == ti
+        for r in rel[i]:                       # take the relevant items back out
+            o = r - j0
+            if 0 <= o < nb:
+                if S[i, o] > ti: a -= 1
+                elif S[i, o] == ti and r < first[i]: e -= 1
+        ahead[i] += a + e
 
 def first_hit_ranks(query_emb, query_labels, gallery_emb=None, gallery_labels=None, rows=None,
                     chunk_size: int = 2048) -> np.ndarray:
@@ -396,10 +403,7 @@ def first_hit_ranks(query_emb, query_labels, gallery_emb=None, gallery_labels=No
     pr = np.repeat(np.arange(len(rows)), cnt)                    # (query, relevant item) pairs, by query
     pos = np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     rel[pr, pos] = order[pos + np.repeat(lo, cnt)]
-    if within: rel[rel == rows[:, None]] = -1
-    codes = np.unique(ql if within else np.concatenate([ql, gl]), return_inverse=True)[1].ravel()   # labels as ints
-    qc, gc = codes[:len(ql)], codes if within else codes[len(ql):]
-    rs = _candidate_scores(q[rows], g, rel)                       # float32 scores, as the search computes them
+    rs = _candidate_scores(q[rows], g, np.where(rel == rows[:, None], -1, rel) if within else rel)   # float32, own row out
     t = rs.max(1, initial=-np.inf)
     first = np.where((rs == t[:, None]) & (rel >= 0), rel, len(g)).min(1, initial=len(g))
     ahead, step, count = np.zeros(len(rows), np.int64), max(2 * chunk_size, 64), _compiled(_count_ahead)
@@ -408,7 +412,7 @@ def first_hit_ranks(query_emb, query_labels, gallery_emb=None, gallery_labels=No
         if n < 64: qs = np.vstack([qs, np.zeros((64 - n, q.shape[1]), q.dtype)])   # products big enough for the
         for j0 in range(0, len(g), chunk_size):                   # search's BLAS path (see `_candidate_scores`)
             a = max(0, min(j0, len(g) - max(chunk_size, 128)))    # the last block overlaps the one before
-            count((qs @ g[a:j0 + chunk_size].T)[:n, j0 - a:], j0, t[s:s + n], first[s:s + n], qc[rows[s:s + n]], gc, ahead[s:s + n])
+            count((qs @ g[a:j0 + chunk_size].T)[:n, j0 - a:], j0, t[s:s + n], first[s:s + n], rel[s:s + n], ahead[s:s + n])
     return np.where(np.isfinite(t), ahead + 1, 0)
 
 # %% ../nbs/05_retrieval.ipynb #91d54ac0
