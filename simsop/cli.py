@@ -203,7 +203,7 @@ def simsop_query(
     model: str = None,          # checkpoint or backbone name; a saved index is tied to its own model (the default)
     embed: Param("with a checkpoint --model and a catalog folder: its 'head' output or fine-tuned 'backbone' (default: what training chose)", str, choices=['head', 'backbone']) = None,
     k: int = 5,                 # results per query (at least 1)
-    mode: Param("query-time help: 'full', 'center' (centre crop), 'flip', 'multi' (5 crops x flip, averaged), 'object' (cropped to the object the backbone finds), 'object_flip', 'object_multi', 'grabcut', 'grabcut_flip'", str, choices=list(QUERY_MODES)) = 'full',
+    mode: Param("query-time help: 'full', 'center' (centre crop), 'flip', 'multi' (5 crops x flip, averaged), 'object' (the whole photo averaged with its crop to the object the backbone finds), 'object_flip', 'object_multi', 'grabcut', 'grabcut_flip'", str, choices=list(QUERY_MODES)) = 'full',
     json: store_true = False,   # print JSON (one object per query) instead of a table
     on_error: ON_ERROR = 'raise',
     quiet: store_true = False,  # no progress messages

@@ -56,12 +56,12 @@ def query_paths(items) -> list[Path]:
         else: out.append(p)
     return out
 
-# %% ../nbs/07_search.ipynb #94e9d6f7
+# %% ../nbs/07_search.ipynb #c30d7330
 VIEW_NAMES = ('full', 'center', 'top_left', 'top_right', 'bottom_left', 'bottom_right')
 VIEW_NAMES = VIEW_NAMES + tuple(f'{v}_flip' for v in VIEW_NAMES) + ('object', 'object_flip', 'grabcut', 'grabcut_flip')
-QUERY_MODES = {'full': (0,), 'center': (1,), 'flip': (0, 6), 'multi': tuple(range(12)),
-               'object': (12,), 'object_flip': (12, 13), 'object_multi': tuple(range(14)),
-               'grabcut': (14,), 'grabcut_flip': (14, 15)}
+QUERY_MODES = {'full': (0,), 'center': (1,), 'flip': (0, 6), 'multi': tuple(range(12)),    # the object modes keep the
+               'object': (0, 12), 'object_flip': (0, 6, 12, 13), 'object_multi': tuple(range(14)),   # whole photo in
+               'grabcut': (0, 14), 'grabcut_flip': (0, 6, 14, 15)}                                   # the average
 BOXED = ('object', 'grabcut')                  # views cut from the photo by an object box (see "Object focus" below)
 
 def _crop(im: Image.Image, which: str, frac: float) -> Image.Image:
