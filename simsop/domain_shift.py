@@ -19,7 +19,7 @@ from .search import QUERY_MODES, VIEW_NAMES, OBJECT_THR, OBJECT_MARGIN, model_pa
 __all__ = ['ALL_VIEWS', 'CATALOG_REPEATS', 'catalog_rows', 'domain_shift_benchmark', 'benchmark_summary', 'benchmark_table',
            'query_cost_ms']
 
-# %% ../nbs/08_domain_shift.ipynb #c8feb9c1
+# %% ../nbs/08_domain_shift.ipynb #9a2108eb
 ALL_VIEWS = tuple(range(len(VIEW_NAMES)))           # every view of every query mode, embedded once per photo
 
 def _views_cached(model, paths, dc: dict, crop: float, cache_dir, progress: bool) -> np.ndarray:
@@ -38,7 +38,7 @@ def _sample_per_product(df: pd.DataFrame, n: int | None, seed: int = 0) -> pd.Da
     return pd.concat([g.sample(min(n, len(g)), random_state=seed) for _, g in df.groupby('class_id')]).sort_index().reset_index(drop=True)
 
 def catalog_rows(views: np.ndarray, labels, repeats: int) -> tuple[np.ndarray, np.ndarray]:
-    "Training rows from catalog images: the twelve `multi` views of each (`views` as from `_views_cached`), `repeats` times over, with their labels."
+    "Training rows from catalog images: the twelve `multi` views of each (`views`: per image, every view of `ALL_VIEWS`), `repeats` times over, with their labels."
     v = views[:, list(QUERY_MODES['multi'])]
     return np.tile(v.reshape(-1, v.shape[-1]), (repeats, 1)), np.tile(np.repeat(np.asarray(labels), v.shape[1]), repeats)
 
