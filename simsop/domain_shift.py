@@ -19,7 +19,7 @@ from .search import QUERY_MODES, VIEW_NAMES, OBJECT_THR, OBJECT_MARGIN, model_pa
 __all__ = ['ALL_VIEWS', 'CATALOG_REPEATS', 'catalog_rows', 'domain_shift_benchmark', 'benchmark_summary', 'benchmark_table',
            'query_cost_ms']
 
-# %% ../nbs/08_domain_shift.ipynb #9a2108eb
+# %% ../nbs/08_domain_shift.ipynb #52892b8a
 ALL_VIEWS = tuple(range(len(VIEW_NAMES)))           # every view of every query mode, embedded once per photo
 
 def _views_cached(model, paths, dc: dict, crop: float, cache_dir, progress: bool) -> np.ndarray:
@@ -64,23 +64,22 @@ def domain_shift_benchmark(root=None, cfg: Config | None = None, per_product: in
                           'batch_size': 64, 'k': 4, 'patience': 3})
     run = artifact_dir(cfg, 'checkpoints', 'domain_shift_head-' + fingerprint(
         weights_fingerprint(bb), dc, data_fingerprint(gal['train']['path']), tcfg.epochs, tcfg.seed))
-    res = train_head(feats['train'], gal['train']['class_id'].to_numpy(), fval, queries['val']['class_id'].to_numpy(), tcfg, run,
-                     progress=progress, data_config=dc)
+    tl, vl, il = (d['class_id'].to_numpy() for d in (gal['train'], queries['val'], gal['iconic']))
+    res = train_head(feats['train'], tl, fval, vl, tcfg, run, progress=progress, data_config=dc)
     head = model_parts(load_model(res['best']))[1]          # the run's choice: None if the head did not beat the backbone on val
     cat_views = _views_cached(bb, gal['iconic']['path'].tolist(), dc, crop, cache, progress)
-    vl, il = queries['val']['class_id'].to_numpy(), gal['iconic']['class_id'].to_numpy()
     val_r1 = lambda h: float(evaluate(pool_views(views['val'], 'full', h, computed=ALL_VIEWS), vl,
                                       pool_views(feats['iconic'][:, None], 'full', h), il, ks=(1,))['R@1'])
     tuned = {}                                              # repeats -> (val iconic R@1, head)
     for reps in catalog_repeats:
         cf, cl = catalog_rows(cat_views, il, reps)
-        r = train_head(np.concatenate([feats['train'], cf]), np.concatenate([gal['train']['class_id'].to_numpy(), cl]), fval, vl,
+        r = train_head(np.concatenate([feats['train'], cf]), np.concatenate([tl, cl]), fval, vl,
                        tcfg, artifact_dir(cfg, 'checkpoints', f"{run.name}-catalog{reps}-{data_fingerprint(gal['iconic']['path'])}"),
                        progress=progress, data_config=dc)
         h = model_parts(load_model(r['best']))[1]; tuned[reps] = (val_r1(h), h)
     models = [('baseline', None), ('fine-tuned', head)]
     if tuned:                                               # the most val iconic R@1; on a tie, fewer copies
-        reps = max(tuned, key=lambda n: (tuned[n][0], -n)); models.append(('catalog-tuned', tuned[reps][1]))
+        chosen = max(tuned, key=lambda n: (tuned[n][0], -n)); models.append(('catalog-tuned', tuned[chosen][1]))
     rows = []
     for model, h in models:
         g = {k: pool_views(f[:, None], 'full', h) for k, f in feats.items()}
@@ -91,7 +90,7 @@ def domain_shift_benchmark(root=None, cfg: Config | None = None, per_product: in
                     m = evaluate(e, q['class_id'].to_numpy(), ge, gal[cat]['class_id'].to_numpy(), ks=(1, 5))
                     rows.append(dict(split=sp, catalog=cat, model=model, query_mode=mode, **{k: float(m[k]) for k in ('R@1', 'R@5')}))
     out = pd.DataFrame(rows)
-    out.attrs.update(catalog_repeats=reps if tuned else None, catalog_val_r1={n: round(v[0], 4) for n, v in tuned.items()})
+    out.attrs.update(catalog_repeats=chosen if tuned else None, catalog_val_r1={n: round(v[0], 4) for n, v in tuned.items()})
     out.attrs.update(n_queries=len(queries['test']), n_val=len(queries['val']), n_iconic=len(gal['iconic']),
                      n_train=len(gal['train']), img_size=int(dc['input_size'][-1]), backbone=cfg.backbone, weights=str(cfg.weights))
     return out
