@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Domain-shift benchmark (issues 7 and 14): Grocery Store Dataset val and test phone photos as queries against
 (a) the 81 iconic catalog images, one per product, and (b) the train-split photos. R@1/R@5 for the off-the-shelf
-backbone, the fast-mode head trained on the train photos, and the head trained on the train photos plus the catalog
-images' views (copies chosen on the val photos), each with every query mode of `simsop.search.QUERY_MODES` (full
+backbone, a fast-mode head trained on the train photos only, and what `simsop_train --mode fast --img_size N` makes of
+the dataset folder with its defaults (the iconic images join the training rows, copies chosen on the val photos), each
+with every query mode of `simsop.search.QUERY_MODES` (full
 photo, centre crop, flip, multi-crop, and the object-focus modes: the photo averaged with its SCDA box crop or its
 GrabCut-refined box crop, with flip or multi-crop). The setting is chosen on the val photos and reported on the test
 photos.
@@ -15,7 +16,7 @@ only (the baseline model), which is how `OBJECT_THR` and `OBJECT_MARGIN` were ch
 Run by hand (not in CI). Embeddings (catalogs and every query's views) are cached under artifacts/embeddings, the
 head checkpoint under artifacts/checkpoints, so a rerun takes seconds. Writes artifacts/reports/domain_shift/
 (benchmark.csv, benchmark.md, summary.json). The last printed line is one JSON object: test iconic R@1 of the baseline,
-the fine-tuned model (photos only) and the setting chosen on val, the largest loss of any mode against the full photo on the
+the photo-only head and the setting chosen on val, the largest loss of any mode against the full photo on the
 train-photo catalog, and the median milliseconds per query of each mode on this machine.
 """
 import json, sys, time

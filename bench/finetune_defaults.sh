@@ -8,7 +8,7 @@ for dir in "0-39 40-80" "40-80 0-39"; do
   simsop_eval --data $G --model tf_efficientnet_lite0 --classes $TE --img_size 224 --json --quiet | tail -1 > $O/base_$TE.json
   for seed in 0 1 2; do
     R=$O/tr${TR}_s$seed
-    /usr/bin/time -f "%e s" simsop_train --data $G --classes $TR --img_size 224 --seed $seed --out $R --quiet 2> $R.err | tail -1 > $R.train.json
+    /usr/bin/time -f "%e s" simsop_train --data $G --classes $TR --val products --img_size 224 --seed $seed --out $R --quiet 2> $R.err | tail -1 > $R.train.json
     simsop_eval --data $G --model $R/best.pt --classes $TE --json --quiet | tail -1 > $R.eval.json
     echo "$TR -> $TE seed $seed: $(cat $R.eval.json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["embed"], round(d["R@1"],4), round(d["MAP@R"],4))') base $(python3 -c "import json; d=json.load(open('$O/base_$TE.json')); print(round(d['R@1'],4), round(d['MAP@R'],4))") $(tail -1 $R.err)"
   done

@@ -1,6 +1,6 @@
 """Fine-tuning benchmark on the Grocery Store Dataset, class-disjoint, through the library calls the commands make.
 
-`simsop_train --data GROCERY --classes TRAIN` is `train_catalog`, `simsop_eval --data GROCERY --model RUN/best.pt
+`simsop_train --data GROCERY --classes TRAIN --val products` is `train_catalog`, `simsop_eval --data GROCERY --model RUN/best.pt
 --classes TEST` is `evaluate_catalog`: this script is the data split (which products train, which test) and those two
 calls, with the library's defaults unless an option here says otherwise. Every choice (checkpoint, head or backbone
 output, stopping) is made by the run on its held-out training products; the test products are only evaluated.
@@ -28,7 +28,7 @@ def finetune(train: str = '0-39', test: str = '40-80', mode: str = 'full', seed:
     cfg = TrainConfig(img_size=img_size, seed=seed, device='cpu', **settings)
     run = Path(out)/f"{mode}_{cfg.loss}_{cfg.backbone}_{train}_s{seed}"
     t0 = time.time()
-    res = train_catalog(cfg, root, run, mode, classes=train, progress=progress)
+    res = train_catalog(cfg, root, run, mode, classes=train, progress=progress, val='products')   # class-disjoint: held-out products validate
     train_s = time.time() - t0
     base = evaluate_catalog(root, cfg.backbone, cfg=Config(img_size=img_size, device='cpu'), classes=test, progress=progress)
     ft = evaluate_catalog(root, res['best'], cfg=Config(device='cpu'), classes=test, progress=progress)

@@ -139,7 +139,7 @@ def read_grocery_catalog(root, check: bool = True) -> pd.DataFrame:
     if check: check_files(df, source=root/'classes.csv')
     return df
 
-# %% ../nbs/01_data.ipynb #54293e55
+# %% ../nbs/01_data.ipynb #74ebe038
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.heic', '.heif', '.hif', '.bmp', '.tif', '.tiff', '.gif'}
 
 def read_folder(root, split: str = 'catalog') -> pd.DataFrame:
@@ -157,10 +157,11 @@ def read_folder(root, split: str = 'catalog') -> pd.DataFrame:
     return _frame(rows)
 
 def read_catalog(path) -> pd.DataFrame:
-    "Read any supported catalog, recognised by its files: SOP, Grocery Store Dataset, or a plain folder."
+    """Read any supported catalog, recognised by its files: SOP, Grocery Store Dataset (its photos, and its studio images as
+    split `catalog`), or a plain folder."""
     p = Path(path)
     if (p/'Ebay_train.txt').exists(): return read_sop(p)
-    if (p/'classes.csv').exists() and (p/'train.txt').exists(): return read_grocery(p)
+    if (p/'classes.csv').exists() and (p/'train.txt').exists(): return pd.concat([read_grocery(p), read_grocery_catalog(p)], ignore_index=True)
     return read_folder(p)
 
 # %% ../nbs/01_data.ipynb #24a6d6f3

@@ -471,23 +471,27 @@ class QueryPicker:
         self.results = pd.concat(frames, ignore_index=True) if frames else None
         self.status.value = f'{len(frames)} quer{"y" if len(frames) == 1 else "ies"}, {len(self.errors)} error(s), {time.time() - t:.1f} s'
 
-# %% ../nbs/07_search.ipynb #340dc77c
+# %% ../nbs/07_search.ipynb #4a737f05
 def evaluate_catalog(data=None, model=None, weights: str | None = None, embed: str | None = None, split: str = 'test',
                      gallery: str | None = None, cfg: Config | None = None, n_products: int | None = None,
-                     progress: bool = True, on_error: str = 'raise', classes=None) -> dict:
+                     progress: bool = True, on_error: str = 'raise', classes=None, mode: str = 'full') -> dict:
     """Recall@K, R-Precision and MAP@R of `model` on a catalog's `split` (leave-one-out), or against the `gallery` split;
-    `classes`: only those products (see `simsop.data.parse_classes`)."""
+    `classes`: only those products (see `simsop.data.parse_classes`); `mode`: the query mode of the `split` images
+    against a `gallery` (`QUERY_MODES`; the gallery is embedded whole, as an index holds it)."""
+    mode_views(mode)
+    if mode != 'full' and not gallery: raise ValueError(f"query mode {mode!r} needs a gallery split: leave-one-out compares images embedded alike")
     cfg = cfg or Config(); df, skipped = screen_images(load_catalog(data, cfg, n_products, classes), on_error, artifact_dir(cfg, 'embeddings', 'screened'))
     m = load_query_model(model, weights, cfg, embed=embed)
     ekw = dict(data_config=embedding_config(m, cfg), cache_dir=artifact_dir(cfg, 'embeddings'), progress=progress, device=cfg.device)
     q = split_rows(df, split)
-    qe = extract_embeddings(m, q, name=f'eval_{split}', **ekw)
+    qe = extract_embeddings(m, q, name=f'eval_{split}', **ekw) if mode == 'full' else \
+         embed_queries(m, q['path'].tolist(), mode, ekw['data_config'], device=cfg.device, progress=progress)
     if gallery:
         g = split_rows(df, gallery)
         res = evaluate(qe, q['class_id'].to_numpy(), extract_embeddings(m, g, name=f'eval_{gallery}', **ekw), g['class_id'].to_numpy())
     else: res = evaluate(qe, q['class_id'].to_numpy())
     return dict(model=str(model or cfg.backbone), embed=getattr(m, 'simsop_embed', None), split=split, gallery=gallery or split,
-                n_queries=len(q), **{k: float(v) for k, v in res.items()}, skipped=skipped)
+                mode=mode, n_queries=len(q), **{k: float(v) for k, v in res.items()}, skipped=skipped)
 
 # %% ../nbs/07_search.ipynb #a271310c
 def index_catalog(data=None, out=None, model=None, weights: str | None = None, embed: str | None = None, split: str | None = None,

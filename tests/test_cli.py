@@ -172,6 +172,29 @@ def test_checkpoint_backbone_embedding(env, tmp_path):
     assert r.returncode != 0 and 'needs a checkpoint' in r.stderr and 'Traceback' not in r.stderr
 
 
+GROCERY = shared_data('grocery', quiet=True)
+
+
+@pytest.mark.skipif(GROCERY is None, reason='needs the Grocery Store Dataset in ../shared/data/grocery')
+def test_train_with_studio_images_then_eval_against_them(env, tmp_path):
+    """A catalog with studio images (Grocery's iconic images, split 'catalog') and a val split: simsop_train validates on
+    the val photos, chooses how many copies of the studio images join the training rows, and simsop_eval measures test
+    photos against the studio images, in any query mode."""
+    run_dir = tmp_path/'run'
+    r = run(env, 'simsop_train', '--data', GROCERY, '--mode', 'fast', '--classes', '0-9', '--img_size', 64, '--epochs', 1, '--out', run_dir, '--quiet')
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res['val'] == 'split' and res['catalog_copies'] in (0, 1, 3, 6, 10), res
+    table = (run_dir/'catalog_copies.csv').read_text()
+    assert 'backbone off the shelf' in table and 'catalog images:' in r.stderr
+    for mode in ('full', 'flip'):
+        r = run(env, 'simsop_eval', '--data', GROCERY, '--model', run_dir/'best.pt', '--split', 'test', '--gallery', 'catalog',
+                '--classes', '0-9', '--mode', mode, '--json', '--quiet')
+        assert r.returncode == 0, r.stderr[-3000:]
+        ev = json.loads(r.stdout.strip().splitlines()[-1])
+        assert (ev['gallery'], ev['mode'], ev['embed']) == ('catalog', mode, res['best_embed']) and 0 < ev['R@1'] <= 1, ev
+
+
 def test_train_config_file(env, tmp_path):
     "A run writes config.toml; --config starts another run from it (options given win); a resume with other settings is refused."
     import tomllib
