@@ -193,6 +193,14 @@ def test_train_with_studio_images_then_eval_against_them(env, tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
         ev = json.loads(r.stdout.strip().splitlines()[-1])
         assert (ev['gallery'], ev['mode'], ev['embed']) == ('catalog', mode, res['best_embed']) and 0 < ev['R@1'] <= 1, ev
+    full = tmp_path/'full'                       # full mode: a fast run chooses the copies, the fine-tune trains with them
+    r = run(env, 'simsop_train', '--data', GROCERY, '--classes', '0-9', '--img_size', 64, '--epochs', 1, '--max_steps', 2, '--out', full, '--quiet')
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res['kind'] == 'full' and res['val'] == 'split' and (full/'catalog'/'catalog_copies.csv').exists(), res
+    import csv
+    with open(full/'catalog'/'catalog_copies.csv') as f: cands = list(csv.DictReader(f))[1:]   # after the backbone's row
+    assert res['catalog_copies'] == int(max(cands, key=lambda c: (float(c['catalog_R1']), -int(c['copies'])))['copies']), (res, cands)
 
 
 def test_train_config_file(env, tmp_path):
