@@ -181,7 +181,8 @@ def test_train_with_studio_images_then_eval_against_them(env, tmp_path):
     the val photos, chooses how many copies of the studio images join the training rows, and simsop_eval measures test
     photos against the studio images, in any query mode."""
     run_dir = tmp_path/'run'
-    r = run(env, 'simsop_train', '--data', GROCERY, '--mode', 'fast', '--classes', '0-9', '--img_size', 64, '--epochs', 1, '--out', run_dir, '--quiet')
+    small = ('--classes', '0-4', '--img_size', 32, '--embed_dim', 64, '--head_hidden', 64, '--epochs', 1)   # 5 products, tiny
+    r = run(env, 'simsop_train', '--data', GROCERY, '--mode', 'fast', *small, '--out', run_dir, '--quiet')
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res['val'] == 'split' and res['catalog_copies'] in (0, 1, 3, 6, 10), res
@@ -189,12 +190,12 @@ def test_train_with_studio_images_then_eval_against_them(env, tmp_path):
     assert 'backbone off the shelf' in table and 'catalog images:' in r.stderr
     for mode in ('full', 'flip'):
         r = run(env, 'simsop_eval', '--data', GROCERY, '--model', run_dir/'best.pt', '--split', 'test', '--gallery', 'catalog',
-                '--classes', '0-9', '--mode', mode, '--json', '--quiet')
+                '--classes', '0-4', '--mode', mode, '--json', '--quiet')
         assert r.returncode == 0, r.stderr[-3000:]
         ev = json.loads(r.stdout.strip().splitlines()[-1])
         assert (ev['gallery'], ev['mode'], ev['embed']) == ('catalog', mode, res['best_embed']) and 0 < ev['R@1'] <= 1, ev
     full = tmp_path/'full'                       # full mode: a fast run chooses the copies, the fine-tune trains with them
-    r = run(env, 'simsop_train', '--data', GROCERY, '--classes', '0-9', '--img_size', 64, '--epochs', 1, '--max_steps', 2, '--out', full, '--quiet')
+    r = run(env, 'simsop_train', '--data', GROCERY, *small, '--max_steps', 1, '--out', full, '--quiet')
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res['kind'] == 'full' and res['val'] == 'split' and (full/'catalog'/'catalog_copies.csv').exists(), res
