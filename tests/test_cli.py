@@ -181,7 +181,7 @@ def test_train_with_studio_images_then_eval_against_them(env, tmp_path):
     the val photos, chooses how many copies of the studio images join the training rows, and simsop_eval measures test
     photos against the studio images, in any query mode."""
     run_dir = tmp_path/'run'
-    small = ('--classes', '0-4', '--img_size', 32, '--embed_dim', 64, '--head_hidden', 64, '--epochs', 1)   # 5 products, tiny
+    small = ('--classes', '0-4', '--img_size', 32, '--embed_dim', 64, '--head_hidden', 64, '--batch_size', 8, '--epochs', 1)   # 5 products
     r = run(env, 'simsop_train', '--data', GROCERY, '--mode', 'fast', *small, '--out', run_dir, '--quiet')
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
