@@ -18,7 +18,7 @@ from .search import QUERY_MODES, VIEW_NAMES, OBJECT_THR, OBJECT_MARGIN, model_pa
 # %% auto #0
 __all__ = ['ALL_VIEWS', 'domain_shift_benchmark', 'benchmark_summary', 'benchmark_table', 'query_cost_ms']
 
-# %% ../nbs/08_domain_shift.ipynb #d03ce928
+# %% ../nbs/08_domain_shift.ipynb #dab67418
 ALL_VIEWS = tuple(range(len(VIEW_NAMES)))           # every view of every query mode, embedded once per photo
 
 def _views_cached(model, paths, dc: dict, crop: float, cache_dir, progress: bool) -> np.ndarray:
@@ -48,9 +48,10 @@ def domain_shift_benchmark(root=None, cfg: Config | None = None, per_product: in
     gal = {'iconic': read_grocery_catalog(root), 'train': read_grocery(root, ('train',))}
     bb = create_backbone(cfg.backbone, cfg.weights); dc = get_data_config(bb, cfg.img_size)
     cache = artifact_dir(cfg, 'embeddings', 'domain_shift')
-    ekw = dict(data_config=dc, cache_dir=cache, progress=progress, batch_size=64, device='cpu')
-    feats = {k: extract_embeddings(bb, d, name=f'grocery_{k}', **ekw) for k, d in gal.items()}
-    fval = extract_embeddings(bb, queries['val'], name='grocery_val', **ekw)
+    ekw = dict(data_config=dc, cache_dir=artifact_dir(cfg, 'embeddings'), name=cfg.backbone, progress=progress, batch_size=64,
+               device='cpu')                                # the cache entries simsop_train's fast mode reads too
+    feats = {k: extract_embeddings(bb, d, **ekw) for k, d in gal.items()}
+    fval = extract_embeddings(bb, queries['val'], **ekw)
     views = {sp: _views_cached(bb, q['path'].tolist(), dc, crop, cache, progress) for sp, q in queries.items()}
     tcfg = TrainConfig(**{**cfg.to_dict(), 'epochs': epochs or (30 if cfg.full else 10), 'device': 'cpu',
                           'batch_size': 64, 'k': 4, 'patience': 3})

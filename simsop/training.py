@@ -619,7 +619,11 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
     return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'full', spec, model_state, resume, progress, loss_fn, load,
                 eval_at_start=True)
 
-# %% ../nbs/04_training.ipynb #38e176d1
+# %% ../nbs/04_training.ipynb #ba737e60
+def _spec_head(spec: dict) -> ProjectionHead:
+    "A `ProjectionHead` of the shape a checkpoint's `spec` records (weights not loaded)."
+    return ProjectionHead(spec['in_features'], spec['hidden'], spec['embed_dim'], residual=spec.get('residual', False))
+
 def load_model(ckpt_path, device: str = 'cpu', embed: str | None = None) -> nn.Module:
     """The `EmbeddingModel` of a checkpoint from `train` or `train_head` (weights_only load), in eval mode; `embed='backbone'`:
     its backbone alone (L2-normalised by `extract_embeddings` like any backbone), with the checkpoint's data config;
@@ -629,7 +633,7 @@ def load_model(ckpt_path, device: str = 'cpu', embed: str | None = None) -> nn.M
     embed = embed or ck.get('embed') or 'head'
     spec = ck['spec']
     backbone = create_backbone(spec['backbone'], spec['weights'] if ck['kind'] == 'head' else 'random')
-    head = ProjectionHead(spec['in_features'], spec['hidden'], spec['embed_dim'], residual=spec.get('residual', False))
+    head = _spec_head(spec)
     m = EmbeddingModel(backbone, head, spec['data_config'])
     if ck['kind'] == 'head': head.load_state_dict(ck['model'])
     else: m.load_state_dict(ck['model'])
@@ -742,15 +746,14 @@ def catalog_rows(views: np.ndarray, labels, copies: int) -> tuple[np.ndarray, np
     "Training rows from catalog images: every view of each (`views`: `(N, V, D)`), `copies` times over, with their labels."
     return np.tile(views.reshape(-1, views.shape[-1]), (copies, 1)), np.tile(np.repeat(np.asarray(labels), views.shape[1]), copies)
 
-# %% ../nbs/04_training.ipynb #c1a36bb3
+# %% ../nbs/04_training.ipynb #5b78f899
 def catalog_r1(ckpt, photo_feats, photo_labels, catalog_feats, catalog_labels) -> float:
     """Recall@1 of photos against catalog images from their backbone features, through the head of the fast-mode checkpoint
     `ckpt` where it embeds with its head, as they are where it embeds with the backbone (or `ckpt` is None)."""
     ck = None if ckpt is None else load_checkpoint(ckpt)
     if ck is not None and ck.get('embed', 'head') == 'head':
         if ck['kind'] != 'head': raise ValueError(f'{ckpt}: a fast-mode (head) checkpoint is needed, not {ck["kind"]!r}')
-        sp = ck['spec']; h = ProjectionHead(sp['in_features'], sp['hidden'], sp['embed_dim'], residual=sp.get('residual', False))
-        h.load_state_dict(ck['model']); h.eval()
+        h = _spec_head(ck['spec']); h.load_state_dict(ck['model']); h.eval()
         photo_feats, catalog_feats = (h(torch.as_tensor(x)).detach().numpy() for x in (photo_feats, catalog_feats))
     keep = np.isin(photo_labels, catalog_labels)        # photos of products without a catalog image cannot be found
     return float(evaluate(photo_feats[keep], np.asarray(photo_labels)[keep], catalog_feats, np.asarray(catalog_labels), ks=(1,))['R@1'])
