@@ -619,7 +619,7 @@ def train(cfg: TrainConfig, train_df: pd.DataFrame, val_df: pd.DataFrame, out_di
     return _fit(cfg, model, model, plan, run_batch, evaluate_fn, out_dir, 'full', spec, model_state, resume, progress, loss_fn, load,
                 eval_at_start=True)
 
-# %% ../nbs/04_training.ipynb #ba737e60
+# %% ../nbs/04_training.ipynb #1d7b7e82
 def _spec_head(spec: dict) -> ProjectionHead:
     "A `ProjectionHead` of the shape a checkpoint's `spec` records (weights not loaded)."
     return ProjectionHead(spec['in_features'], spec['hidden'], spec['embed_dim'], residual=spec.get('residual', False))
@@ -637,10 +637,12 @@ def load_model(ckpt_path, device: str = 'cpu', embed: str | None = None) -> nn.M
     m = EmbeddingModel(backbone, head, spec['data_config'])
     if ck['kind'] == 'head': head.load_state_dict(ck['model'])
     else: m.load_state_dict(ck['model'])
+    out = m
     if embed == 'backbone':
         backbone.pretrained_cfg = backbone.default_cfg = dict(m.pretrained_cfg)   # input size, mean/std of the run
-        return backbone.to(device).eval()
-    return m.to(device).eval()
+        out = backbone
+    out.simsop_query_modes = dict(ck.get('query_modes') or {})   # what its validation photos chose (`simsop.search.mode_plan`)
+    return out.to(device).eval()
 
 # %% ../nbs/04_training.ipynb #6b237461
 class _HeadOnly(nn.Module):
@@ -823,7 +825,7 @@ def read_run_config(path) -> tuple[dict, dict]:
         raise ValueError(f'{path}: unknown settings {bad} (training settings are TrainConfig fields; run options {sorted(RUN_OPTIONS)})')
     return {k: v for k, v in d.items() if k in fields}, {k: v for k, v in d.items() if k in RUN_OPTIONS}
 
-# %% ../nbs/04_training.ipynb #af02d6fe
+# %% ../nbs/04_training.ipynb #0579482d
 VAL_CHOICES = ('auto', 'split', 'products')
 
 def training_rows(df: pd.DataFrame, val: str = 'auto', val_frac: float = 0.2, seed: int = 0, on_error: str = 'raise',
@@ -869,9 +871,14 @@ def train_catalog(cfg: TrainConfig, data=None, out=None, mode: str = 'full', val
     rank = rank_world()[0]
     if dist.is_initialized(): dist.destroy_process_group()
     if rank: return None
+    from simsop.search import tune_checkpoint    # here, not above: simsop.search builds on this module
+    photos = tr_df if np.isin(va_df['class_id'], tr_df['class_id']).any() else None   # None: the validation photos, leave-one-out
+    modes = tune_checkpoint(res['best'], va_df, {'photos': photos, **({'catalog': cat} if len(cat) else {})}, progress=progress,
+                            cache_dir=artifact_dir(cfg, 'embeddings'), name=cfg.backbone, device=cfg.device)
     return {**{k: res[k] for k in ('best', 'last', 'step', 'best_r1', 'best_score', 'best_se', 'select', 'best_step', 'best_embed',
                                    'stopped_early', 'kind', 'message')},
             'val': val, 'catalog_copies': res.get('catalog_copies', max(cfg.catalog_copies, 0) if len(cat) else 0),
+            'query_modes': {k: v['box_weight'] for k, v in modes.items() if v['box_weight'] != 1},
             'skipped': skipped, 'config': str(out/'config.toml')}
 
 # %% ../nbs/04_training.ipynb #847c0eae

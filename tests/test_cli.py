@@ -188,12 +188,19 @@ def test_train_with_studio_images_then_eval_against_them(env, tmp_path):
     assert res['val'] == 'split' and res['catalog_copies'] in (0, 1, 3, 6, 10), res
     table = (run_dir/'catalog_copies.csv').read_text()
     assert 'backbone off the shelf' in table and 'catalog images:' in r.stderr
+    import pandas as pd                          # the query modes, tuned on the val photos against both galleries
+    qm = pd.read_csv(run_dir/'query_modes.csv')
+    assert set(qm.gallery) == {'photos', 'catalog'} and 'query modes: box weights chosen on validation photos' in r.stderr, r.stderr
+    assert res['query_modes'] == {m: w for m, w in qm[qm.chosen][['mode', 'box_weight']].values if w != 1}, (res, qm)
+    r1 = lambda m: qm[(qm['mode'] == m) & qm.chosen].set_index('gallery')['R1']
     for mode in ('full', 'flip'):
         r = run(env, 'simsop_eval', '--data', GROCERY, '--model', run_dir/'best.pt', '--split', 'test', '--gallery', 'catalog',
                 '--classes', '0-4', '--mode', mode, '--json', '--quiet')
         assert r.returncode == 0, r.stderr[-3000:]
         ev = json.loads(r.stdout.strip().splitlines()[-1])
         assert (ev['gallery'], ev['mode'], ev['embed']) == ('catalog', mode, res['best_embed']) and 0 < ev['R@1'] <= 1, ev
+        lost = bool((r1(mode) < r1('full')).any())  # a mode below the full photo on validation says so
+        assert (ev['note'] is not None, 'note: query mode' in r.stderr) == (lost, lost), (ev, r.stderr)
     full = tmp_path/'full'                       # full mode: a fast run chooses the copies, the fine-tune trains with them
     r = run(env, 'simsop_train', '--data', GROCERY, *small, '--max_steps', 1, '--out', full, '--quiet')
     assert r.returncode == 0, r.stderr[-3000:]

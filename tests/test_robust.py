@@ -193,7 +193,7 @@ def test_resume_with_other_settings_refused(env, folder_catalog, tmp_path):
 
 def test_two_trainings_on_one_folder(env, folder_catalog, tmp_path):
     "A second run on a run folder in use fails at once with a clear error; the first finishes."
-    args = ['--data', folder_catalog, '--out', tmp_path/'run', '--epochs', 200, '--patience', 1000, '--val_frac', 0.34, *TINY]
+    args = ['--data', folder_catalog, '--out', tmp_path/'run', '--epochs', 60, '--patience', 1000, '--val_frac', 0.34, *TINY]
     first = subprocess.Popen([command('simsop_train'), *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not (tmp_path/'run'/'.lock').exists() and time.time() - t0 < 120: time.sleep(0.2)
