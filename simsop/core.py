@@ -15,7 +15,7 @@ import torch.distributed as dist
 __all__ = ['AMP_MODES', 'ARTIFACT_DIRS', 'is_full', 'get_device', 'cpu_has_bf16', 'amp_dtype', 'autocast_to', 'rank_world',
            'init_distributed', 'default_artifacts', 'Config', 'seed_everything', 'atomic_write', 'atomic_path',
            'clean_stale_temps', 'publish_set', 'recover_set', 'FolderInUseError', 'folder_lock', 'write_json',
-           'torch_save', 'fingerprint', 'file_fingerprint', 'artifact_dir', 'repo_root', 'shared_data']
+           'torch_save', 'cached_array', 'fingerprint', 'file_fingerprint', 'artifact_dir', 'repo_root', 'shared_data']
 
 # %% ../nbs/00_core.ipynb #36cf9a8f
 def is_full() -> bool:
@@ -122,7 +122,7 @@ def seed_everything(seed: int = 42) -> None:
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
     os.environ['PYTHONHASHSEED'] = str(seed)
 
-# %% ../nbs/00_core.ipynb #173a7774
+# %% ../nbs/00_core.ipynb #80202f1b
 def _umask() -> int:
     m = os.umask(0); os.umask(m); return m
 
@@ -233,6 +233,15 @@ def torch_save(obj, path) -> Path:
     "`torch.save` atomically (load back with `torch.load(path, weights_only=True)`)."
     with atomic_write(path, 'wb') as f: torch.save(obj, f)
     return Path(path)
+
+def cached_array(cache_dir, name: str, key: str, compute) -> np.ndarray:
+    "`compute()`, saved atomically as `cache_dir/name-key.npy` and read from there the next time (no cache: `cache_dir` None)."
+    f = Path(cache_dir)/f'{name}-{key}.npy' if cache_dir is not None else None
+    if f is not None and f.exists(): return np.load(f)
+    v = compute()
+    if f is not None:
+        with atomic_write(f) as fh: np.save(fh, v)
+    return v
 
 # %% ../nbs/00_core.ipynb #d0846175
 def fingerprint(*parts) -> str:

@@ -21,9 +21,9 @@ from .core import atomic_path, atomic_write, write_json, fingerprint, cpu_has_bf
 # %% auto #0
 __all__ = ['SCREEN_MIN', 'BF16_OUT', 'SEARCH_PARAMS', 'PATH_DTYPE', 'FLAT_MAX', 'NPROBES', 'K_FACTORS', 'knn', 'knn_torch',
            'relevant_counts', 'per_query_metrics', 'summarize', 'first_hit_ranks', 'evaluate',
-           'evaluate_per_superclass', 'pml_metrics', 'synthetic_embeddings', 'IndexFileError', 'IndexMismatchError',
-           'Index', 'auto_factory', 'recall_at_k', 'query_expansion', 'database_augmentation', 'rerank_knn',
-           'evaluate_reranking', 'search_results', 'save_results_parquet']
+           'evaluate_per_superclass', 'recall_at_1', 'pml_metrics', 'synthetic_embeddings', 'IndexFileError',
+           'IndexMismatchError', 'Index', 'auto_factory', 'recall_at_k', 'query_expansion', 'database_augmentation',
+           'rerank_knn', 'evaluate_reranking', 'search_results', 'save_results_parquet']
 
 # %% ../nbs/05_retrieval.ipynb #c0af2ef2
 def _f32(x) -> np.ndarray:
@@ -459,6 +459,16 @@ def evaluate_per_superclass(query_emb, query_labels, super_labels, gallery_emb=N
                             ks=(1, 5, 10), chunk_size: int = 2048) -> pd.DataFrame:
     "Metrics per super-class of the query (plus an `all` row), with the number of queries evaluated in each."
     return evaluate(query_emb, query_labels, gallery_emb, gallery_labels, ks, super_labels, chunk_size)['per_superclass']
+
+# %% ../nbs/05_retrieval.ipynb #49a3116f
+def recall_at_1(q, ql, g, gl, exclude_self: bool = False) -> float:
+    """Recall@1 of queries `q` against gallery `g` (L2-normalised rows) over the queries with a relevant gallery item;
+    `exclude_self`: query `i` is gallery item `i` (leave-one-out). NaN when no query has one."""
+    ql, gl = np.asarray(ql), np.asarray(gl)
+    n_rel = pd.Series(gl).value_counts().reindex(ql, fill_value=0).to_numpy() - int(exclude_self)
+    if not (n_rel > 0).any(): return float('nan')
+    _, idx = knn(q, g, 1, exclude_self=exclude_self)
+    return float((gl[idx[:, 0]] == ql)[n_rel > 0].mean())
 
 # %% ../nbs/05_retrieval.ipynb #7b3670e9
 def pml_metrics(query_emb, query_labels, gallery_emb=None, gallery_labels=None) -> dict:
